@@ -1,0 +1,5 @@
+import sys
+
+from nag.cli import main
+
+sys.exit(main())

@@ -1,0 +1,210 @@
+"""Export networks and single blocks to ONNX and to ``.tflite`` (LiteRT), and check the exported files.
+
+ONNX uses torch's dynamo exporter (needs ``onnxscript``); ``.tflite`` uses ``litert-torch``, an optional
+extra (``pip install 'nag-farm[litert]'``). Files are written to a temporary name beside the target and
+moved into place, so a crash never leaves a half-written model under the final name.
+
+Every exported file can be checked against the torch module it came from: :func:`verify_export` runs it
+in ONNX Runtime or the LiteRT interpreter and compares outputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nag.errors import ExportError, MissingDependencyError, UnknownNameError
+from nag.space.blocks import Block
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+__all__ = [
+    "FORMATS",
+    "ExportResult",
+    "export_blocks",
+    "export_model",
+    "load_litert_interpreter",
+    "run_exported",
+    "verify_export",
+]
+
+FORMATS = ("onnx", "tflite")
+
+
+@contextlib.contextmanager
+def _captured_output() -> Iterator[io.StringIO]:
+    """Silence the exporters' own chatter (Python and native, stdout and stderr) and warnings.
+
+    What they printed is kept in the yielded buffer (filled on exit) so a failure can show it.
+    """
+    import sys
+    import warnings
+
+    log = io.StringIO()
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        saved = [os.dup(1), os.dup(2)]
+        try:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                yield log
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            sink.seek(0)
+            log.write(sink.read().decode(errors="replace"))
+
+
+@contextlib.contextmanager
+def _atomic_target(out: Path) -> Iterator[Path]:
+    """A temporary path beside ``out`` that becomes ``out`` when the block succeeds."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=out.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _export_onnx(module: torch.nn.Module, example: torch.Tensor, out: Path) -> None:
+    import torch
+
+    try:
+        import onnxscript  # noqa: F401  (the dynamo exporter needs it; say so clearly)
+    except ImportError as exc:
+        raise MissingDependencyError("ONNX export needs onnxscript: pip install onnxscript") from exc
+    with torch.no_grad():
+        program = torch.onnx.export(
+            module.eval(), (example,), dynamo=True, input_names=["input"], output_names=["output"], verbose=False
+        )
+    if program is None:  # pragma: no cover - dynamo export always returns a program
+        raise ExportError("torch.onnx.export returned no program")
+    program.save(str(out), external_data=False)
+
+
+def _export_tflite(module: torch.nn.Module, example: torch.Tensor, out: Path) -> None:
+    try:
+        import litert_torch
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "export to .tflite needs litert-torch: pip install 'nag-farm[litert]' (after torch==2.13.0 is installed)"
+        ) from exc
+    edge_model = litert_torch.convert(module.eval(), (example,))
+    edge_model.export(str(out))
+
+
+_EXPORTERS: dict[str, Callable[[Any, Any, Path], None]] = {"onnx": _export_onnx, "tflite": _export_tflite}
+
+
+def export_model(module: torch.nn.Module, example: torch.Tensor, *, fmt: str, out: str | os.PathLike[str]) -> Path:
+    """Export ``module`` traced on ``example`` (NCHW) to ``out`` in format ``fmt`` ('onnx' or 'tflite')."""
+    if fmt not in _EXPORTERS:
+        raise UnknownNameError(f"unknown export format {fmt!r}; valid formats: {', '.join(FORMATS)}")
+    target = Path(out)
+    with _atomic_target(target) as tmp:
+        log = io.StringIO()
+        try:
+            with _captured_output() as log:  # converters print progress trees and native logs; keep the CLI's output ours
+                _EXPORTERS[fmt](module, example, tmp)
+        except (MissingDependencyError, ExportError):
+            raise
+        except Exception as exc:  # the exporters raise many types; report them as one typed error
+            printed = " ".join(log.getvalue().split())[-400:]
+            raise ExportError(
+                f"{fmt} export to {target} failed: {type(exc).__name__}: {exc}"
+                + (f" (exporter output: ...{printed})" if printed else "")
+            ) from exc
+    return target
+
+
+def load_litert_interpreter(path: str | os.PathLike[str], *, num_threads: int | None = None) -> Any:
+    """A LiteRT interpreter for ``path`` from ``ai_edge_litert``, or the older ``tflite_runtime`` module."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError as exc:
+            raise MissingDependencyError("running .tflite models needs LiteRT: pip install ai-edge-litert") from exc
+    interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def run_exported(path: str | os.PathLike[str], x: np.ndarray) -> np.ndarray:
+    """Run an exported file once on ``x`` (NCHW float32) in its runtime; returns the single output."""
+    suffix = Path(path).suffix
+    if suffix == ".onnx":
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        (output,) = session.run(None, {session.get_inputs()[0].name: x})
+        return output
+    if suffix == ".tflite":
+        interpreter = load_litert_interpreter(path)
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+        interpreter.invoke()
+        return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    raise UnknownNameError(f"cannot run {path}: unknown model file type {suffix!r}; expected .onnx or .tflite")
+
+
+def verify_export(
+    path: str | os.PathLike[str], module: torch.nn.Module, example: torch.Tensor, *, rtol: float = 1e-3, atol: float = 1e-4
+) -> float:
+    """Raise :class:`ExportError` unless the exported file's output matches torch's; returns the max abs error."""
+    import numpy as np
+    import torch
+
+    with torch.no_grad():
+        expected = module.eval()(example).numpy()
+    with _captured_output():  # LiteRT announces its delegate on stderr
+        actual = run_exported(path, example.numpy())
+    if actual.shape != expected.shape:
+        raise ExportError(f"{path}: output shape {actual.shape} differs from torch's {expected.shape}")
+    error = float(np.max(np.abs(actual - expected))) if expected.size else 0.0
+    if not np.allclose(actual, expected, rtol=rtol, atol=atol):
+        raise ExportError(f"{path}: output differs from torch's by up to {error:.3g} (rtol={rtol}, atol={atol})")
+    return error
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    fmt: str  # "onnx" or "tflite"
+    max_abs_error: float | None  # largest |exported - torch| on a random input; None when not verified
+
+
+def export_blocks(
+    specs: Block | Sequence[Block], *, fmt: str, out: str | os.PathLike[str], seed: int = 0, verify: bool = True
+) -> ExportResult:
+    """Export one block, or a whole network given as its block list, with seeded random weights.
+
+    With ``verify`` (the default) the file is run once in its runtime and compared with torch.
+    """
+    from nag.space.models import example_input, seeded_module
+
+    module = seeded_module(specs, seed=seed)
+    example = example_input(specs, seed=seed)
+    path = export_model(module, example, fmt=fmt, out=out)
+    error = verify_export(path, module, example) if verify else None
+    return ExportResult(path=path, fmt=fmt, max_abs_error=error)

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+import pytest
+
+from nag.space import get_space
+from nag.space.ofa_mbv3 import OFAMobileNetV3Space
+
+# PNAG-80-Mobile, published with the paper (Table 1: 7.3 M params, 349 M MAdds at width 1.2, 224 px).
+PNAG_80_MOBILE = "2,3,3,3,3:3,3,0,0,3,5,3,0,3,3,5,0,3,3,5,0,5,5,7,0:3,3,0,0,4,3,3,0,4,4,4,0,4,6,6,0,6,6,3,0"
+
+
+@pytest.fixture(scope="session")
+def space() -> OFAMobileNetV3Space:
+    found = get_space("ofa-mbv3")
+    assert isinstance(found, OFAMobileNetV3Space)
+    return found

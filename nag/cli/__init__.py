@@ -6,8 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from agents.errors import AgentError
 from nag import __version__
-from nag.cli import arch, demo
+from nag.cli import agent, arch, demo
 from nag.cli._common import OneLineErrorParser
 from nag.errors import NagError
 
@@ -21,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"nag-farm {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for group in (demo, arch):
+    for group in (demo, arch, agent):
         group.register(commands)
     return parser
 
@@ -31,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args))
-    except NagError as exc:
+    except (NagError, AgentError) as exc:
         print("nag: error: " + " ".join(str(exc).split()), file=sys.stderr)  # always one line
         return 2
     except KeyboardInterrupt:

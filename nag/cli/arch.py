@@ -33,19 +33,19 @@ def register(subparsers: Any) -> None:
     blocks.add_argument("--json", action="store_true", help="print a JSON list of blocks")
     blocks.set_defaults(handler=_blocks)
 
-    export = commands.add_parser("export", help="export a network (seeded random weights) to ONNX or .tflite")
+    export = commands.add_parser("export", help="export a network (seeded random weights) to ONNX, .tflite or .pt2")
     export.add_argument("arch", metavar="ARCH")
     _add_export_options(export)
     export.set_defaults(handler=_export)
 
-    export_block = commands.add_parser("export-block", help="export one latency-table block to ONNX or .tflite")
+    export_block = commands.add_parser("export-block", help="export one latency-table block to ONNX, .tflite or .pt2")
     export_block.add_argument("key", metavar="KEY", help="block key as 'nag arch blocks' lists it")
     _add_export_options(export_block)
     export_block.set_defaults(handler=_export_block)
 
 
 def _add_export_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", required=True, choices=("onnx", "tflite"), dest="fmt")
+    parser.add_argument("--format", required=True, choices=("onnx", "tflite", "pt2"), dest="fmt")
     parser.add_argument("--out", required=True, help="output file")
     add_setting_options(parser)
     parser.add_argument("--seed", type=int, default=0, help="weight seed (default: %(default)s)")

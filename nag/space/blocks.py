@@ -59,8 +59,35 @@ def _shape(h: int, w: int, c: int) -> str:
     return f"{h}x{w}x{c}"
 
 
+class _SpatialIO:
+    """Shapes and key prefix of a block mapping ``in_size x in_size x in_channels`` to a strided output."""
+
+    in_size: int
+    in_channels: int
+    out_channels: int
+    stride: int
+
+    @property
+    def out_size(self) -> int:
+        return conv_output_size(self.in_size, self.stride)
+
+    def _io_key(self, name: str) -> str:
+        return (
+            f"{name}-input:{_shape(self.in_size, self.in_size, self.in_channels)}"
+            f"-output:{_shape(self.out_size, self.out_size, self.out_channels)}"
+        )
+
+    @property
+    def input_shape_nchw(self) -> tuple[int, int, int, int]:
+        return (1, self.in_channels, self.in_size, self.in_size)
+
+    @property
+    def output_shape_nchw(self) -> tuple[int, ...]:
+        return (1, self.out_channels, self.out_size, self.out_size)
+
+
 @dataclass(frozen=True)
-class ConvBlock:
+class ConvBlock(_SpatialIO):
     """A plain convolution with optional batch-norm and an activation (stem, final expand, feature mix)."""
 
     name: str  # table-key prefix: "Conv" (stem), "Conv_1" (final expand), "Conv_2" (feature mix)
@@ -74,23 +101,8 @@ class ConvBlock:
     bias: bool = False
 
     @property
-    def out_size(self) -> int:
-        return conv_output_size(self.in_size, self.stride)
-
-    @property
     def key(self) -> str:
-        return (
-            f"{self.name}-input:{_shape(self.in_size, self.in_size, self.in_channels)}"
-            f"-output:{_shape(self.out_size, self.out_size, self.out_channels)}"
-        )
-
-    @property
-    def input_shape_nchw(self) -> tuple[int, int, int, int]:
-        return (1, self.in_channels, self.in_size, self.in_size)
-
-    @property
-    def output_shape_nchw(self) -> tuple[int, ...]:
-        return (1, self.out_channels, self.out_size, self.out_size)
+        return self._io_key(self.name)
 
     @property
     def madds(self) -> int:
@@ -103,7 +115,7 @@ class ConvBlock:
 
 
 @dataclass(frozen=True)
-class MBConvBlock:
+class MBConvBlock(_SpatialIO):
     """A mobile inverted bottleneck (MobileNetV2/V3): 1x1 expand, kxk depthwise, optional SE, 1x1 project.
 
     With ``expand_ratio == 1`` there is no 1x1 expand convolution (the middle width is the input width).
@@ -119,10 +131,6 @@ class MBConvBlock:
     se: bool  # squeeze-excitation after the depthwise convolution
     act: Activation  # activation of the expand and depthwise convolutions (the projection is linear)
     divisor: int = 8  # channel rounding of the middle and SE widths
-
-    @property
-    def out_size(self) -> int:
-        return conv_output_size(self.in_size, self.stride)
 
     @property
     def mid_channels(self) -> int:
@@ -142,19 +150,9 @@ class MBConvBlock:
     @property
     def key(self) -> str:
         return (
-            f"expanded_conv-input:{_shape(self.in_size, self.in_size, self.in_channels)}"
-            f"-output:{_shape(self.out_size, self.out_size, self.out_channels)}"
-            f"-expand:{self.mid_channels}-kernel:{self.kernel}-stride:{self.stride}"
+            self._io_key("expanded_conv") + f"-expand:{self.mid_channels}-kernel:{self.kernel}-stride:{self.stride}"
             f"-idskip:{int(self.residual)}-se:{int(self.se)}-hs:{int(self.act == 'h_swish')}"
         )
-
-    @property
-    def input_shape_nchw(self) -> tuple[int, int, int, int]:
-        return (1, self.in_channels, self.in_size, self.in_size)
-
-    @property
-    def output_shape_nchw(self) -> tuple[int, ...]:
-        return (1, self.out_channels, self.out_size, self.out_size)
 
     @property
     def madds(self) -> int:

@@ -1,4 +1,5 @@
-"""Export networks and single blocks to ONNX and to ``.tflite`` (LiteRT), and check the exported files.
+"""Export networks and single blocks to ONNX, ``.tflite`` (LiteRT) and ``.pt2`` (torch.export, for GPUs),
+and check the exported files.
 
 ONNX uses torch's dynamo exporter (needs ``onnxscript``); ``.tflite`` uses ``litert-torch``, an optional
 extra (``pip install 'nag-farm[litert]'``). Files are written to a temporary name beside the target and
@@ -29,14 +30,14 @@ if TYPE_CHECKING:
 __all__ = [
     "FORMATS",
     "ExportResult",
+    "cached_export",
     "export_blocks",
     "export_model",
-    "load_litert_interpreter",
     "run_exported",
     "verify_export",
 ]
 
-FORMATS = ("onnx", "tflite")
+FORMATS = ("onnx", "tflite", "pt2")
 
 
 @contextlib.contextmanager
@@ -113,11 +114,17 @@ def _export_tflite(module: torch.nn.Module, example: torch.Tensor, out: Path) ->
     edge_model.export(str(out))
 
 
-_EXPORTERS: dict[str, Callable[[Any, Any, Path], None]] = {"onnx": _export_onnx, "tflite": _export_tflite}
+def _export_pt2(module: torch.nn.Module, example: torch.Tensor, out: Path) -> None:
+    import torch
+
+    torch.export.save(torch.export.export(module.eval(), (example,)), str(out))
+
+
+_EXPORTERS: dict[str, Callable[[Any, Any, Path], None]] = {"onnx": _export_onnx, "tflite": _export_tflite, "pt2": _export_pt2}
 
 
 def export_model(module: torch.nn.Module, example: torch.Tensor, *, fmt: str, out: str | os.PathLike[str]) -> Path:
-    """Export ``module`` traced on ``example`` (NCHW) to ``out`` in format ``fmt`` ('onnx' or 'tflite')."""
+    """Export ``module`` traced on ``example`` (NCHW) to ``out`` in format ``fmt`` ('onnx', 'tflite' or 'pt2')."""
     if fmt not in _EXPORTERS:
         raise UnknownNameError(f"unknown export format {fmt!r}; valid formats: {', '.join(FORMATS)}")
     target = Path(out)
@@ -137,35 +144,26 @@ def export_model(module: torch.nn.Module, example: torch.Tensor, *, fmt: str, ou
     return target
 
 
-def load_litert_interpreter(path: str | os.PathLike[str], *, num_threads: int | None = None) -> Any:
-    """A LiteRT interpreter for ``path`` from ``ai_edge_litert``, or the older ``tflite_runtime`` module."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        try:
-            from tflite_runtime.interpreter import Interpreter
-        except ImportError as exc:
-            raise MissingDependencyError("running .tflite models needs LiteRT: pip install ai-edge-litert") from exc
-    interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-    interpreter.allocate_tensors()
-    return interpreter
-
-
 def run_exported(path: str | os.PathLike[str], x: np.ndarray) -> np.ndarray:
     """Run an exported file once on ``x`` (NCHW float32) in its runtime; returns the single output."""
+    from agents.runtimes import litert_interpreter, onnx_session
+
     suffix = Path(path).suffix
     if suffix == ".onnx":
-        import onnxruntime as ort
-
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        session = onnx_session(path)
         (output,) = session.run(None, {session.get_inputs()[0].name: x})
         return output
     if suffix == ".tflite":
-        interpreter = load_litert_interpreter(path)
+        interpreter = litert_interpreter(path)
         interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
         interpreter.invoke()
         return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-    raise UnknownNameError(f"cannot run {path}: unknown model file type {suffix!r}; expected .onnx or .tflite")
+    if suffix == ".pt2":
+        import torch
+
+        with torch.no_grad():
+            return torch.export.load(str(path)).module()(torch.from_numpy(x)).numpy()
+    raise UnknownNameError(f"cannot run {path}: unknown model file type {suffix!r}; expected .onnx, .tflite or .pt2")
 
 
 def verify_export(
@@ -190,7 +188,7 @@ def verify_export(
 @dataclass(frozen=True)
 class ExportResult:
     path: Path
-    fmt: str  # "onnx" or "tflite"
+    fmt: str  # "onnx", "tflite" or "pt2"
     max_abs_error: float | None  # largest |exported - torch| on a random input; None when not verified
 
 
@@ -208,3 +206,26 @@ def export_blocks(
     path = export_model(module, example, fmt=fmt, out=out)
     error = verify_export(path, module, example) if verify else None
     return ExportResult(path=path, fmt=fmt, max_abs_error=error)
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("NAG_CACHE_DIR", "~/.cache/nag")).expanduser() / "models"
+
+
+def cached_export(
+    specs: Block | Sequence[Block], *, fmt: str, cache_dir: str | os.PathLike[str] | None = None, seed: int = 0
+) -> Path:
+    """The exported file for these block specs, exported (and verified) only when the cache lacks it.
+
+    The file is named by a hash of the block keys, the format and the weight seed, so the same network or
+    block at the same setting is exported once per machine.
+    """
+    import hashlib
+
+    blocks = [specs] if not isinstance(specs, Sequence) else list(specs)
+    digest = hashlib.sha256("|".join([fmt, str(seed), *(b.key for b in blocks)]).encode()).hexdigest()[:20]
+    path = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    target = path / f"{digest}.{fmt}"
+    if not target.exists():
+        export_blocks(specs, fmt=fmt, out=target, seed=seed)
+    return target

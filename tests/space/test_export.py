@@ -76,7 +76,7 @@ def test_blocks_tflite_round_trip(space: OFAMobileNetV3Space, tmp_path: Path) ->
 
 def test_unknown_format_and_failed_export_leave_no_file(space: OFAMobileNetV3Space, tmp_path: Path) -> None:
     block = space.all_blocks(resolution=128)[0]
-    with pytest.raises(UnknownNameError, match="valid formats: onnx, tflite"):
+    with pytest.raises(UnknownNameError, match="valid formats: onnx, tflite, pt2"):
         export_blocks(block, fmt="pb", out=tmp_path / "x.pb")
     module = seeded_module(block)
     wrong_input = example_input(space.all_blocks(resolution=128)[-1])  # a (1, 1536, 1, 1) tensor into a 3-channel conv
@@ -86,5 +86,5 @@ def test_unknown_format_and_failed_export_leave_no_file(space: OFAMobileNetV3Spa
 
 
 def test_run_exported_rejects_unknown_files(tmp_path: Path) -> None:
-    with pytest.raises(UnknownNameError, match=r"expected \.onnx or \.tflite"):
+    with pytest.raises(UnknownNameError, match=r"expected \.onnx, \.tflite or \.pt2"):
         run_exported(tmp_path / "model.pt", np.zeros((1,), dtype=np.float32))

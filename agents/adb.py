@@ -154,8 +154,8 @@ class AdbLitertAgent(Agent):
     def describe(self) -> DeviceInfo:
         if self._info is None:
             props = self._getprops()
+            # No serial: two phones of the same model and build give comparable latencies and share a table.
             fingerprint = {name: props.get(key, "") for name, key in FINGERPRINT_PROPS.items()}
-            fingerprint["serial"] = self._serial
             self._info = DeviceInfo(kind=self.kind, device_id=ID_PREFIX + self._serial, fingerprint=fingerprint)
         return self._info
 

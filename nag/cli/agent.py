@@ -40,6 +40,16 @@ def register(subparsers: Any) -> None:
     measure.add_argument("--json", action="store_true")
     measure.set_defaults(handler=_measure)
 
+    start = commands.add_parser("start", help="join a Ray cluster with this machine's devices and register them")
+    start.add_argument("--address", required=True, help="the cluster's head, HEAD:PORT (e.g. 10.0.0.2:6379)")
+    start.add_argument("--kinds", default=None, help="comma-separated kinds to offer (default: every kind probed here)")
+    start.add_argument("--config", default=None, help="agents config YAML")
+    start.add_argument("--node-ip-address", default=None, help="this node's address as the cluster should see it")
+    start.add_argument(
+        "--no-ray-start", action="store_true", help="this machine is already a node (e.g. the head): only register"
+    )
+    start.set_defaults(handler=_start)
+
 
 def _probe(args: argparse.Namespace) -> int:
     from agents import load_config, probe_all
@@ -98,4 +108,50 @@ def _measure(args: argparse.Namespace) -> int:
     print(f"median {result.median_ms:.3f} ms  (95% CI {ci}; p10 {result.p10_ms:.3f}, p90 {result.p90_ms:.3f}; n={result.count})")
     if result.flags:
         print(f"flags: {', '.join(result.flags)}")
+    return 0
+
+
+def _start(args: argparse.Namespace) -> int:
+    import json
+    import subprocess
+
+    from agents import load_config, probe_all
+    from farm.actors import device_resource, kind_resource
+
+    config = load_config(args.config)
+    report = probe_all(config, kinds=args.kinds.split(",") if args.kinds else None)
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    resources: dict[str, float] = {}
+    for device in report.devices:
+        resources[device_resource(device.device_id)] = 1
+        resources[kind_resource(device.kind)] = resources.get(kind_resource(device.kind), 0) + 1
+    if not args.no_ray_start:
+        argv = [
+            sys.executable,
+            "-m",
+            "ray.scripts.scripts",
+            "start",
+            "--address",
+            args.address,
+            "--resources",
+            json.dumps(resources),
+        ]
+        if args.node_ip_address:
+            argv += ["--node-ip-address", args.node_ip_address]
+        started = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if started.returncode != 0:
+            from farm.errors import FarmError
+
+            raise FarmError(f"'ray start --address {args.address}' failed: {' '.join(started.stderr.split())[-400:]}")
+    import ray
+
+    from farm.client import start_device_actors
+
+    ray.init(address=args.address, namespace="nag-farm", log_to_driver=False)
+    try:
+        records = start_device_actors(report.devices, config)
+    finally:
+        ray.shutdown()
+    print_table(["kind", "device_id", "runtime"], [[r.kind, r.device_id, f"{r.runtime} {r.runtime_version}"] for r in records])
     return 0

@@ -1,0 +1,231 @@
+"""The driver's view of the farm: connect (or start a local one), list devices, run measurement jobs.
+
+``Farm.local(...)`` starts Ray on this machine with one device actor per local device (the embedded
+default); ``Farm.connect("HEAD:PORT")`` joins a lab cluster whose devices were registered by
+``nag agent start``. Either way, jobs go through :class:`farm.scheduler.Scheduler` with a
+:class:`RayExecutor`, and every result is committed to the :class:`farm.store.LatencyStore` by this
+process (the one writer) as it arrives, so a killed driver loses nothing and a rerun skips what is done.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+import uuid
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
+
+import ray
+
+from agents import AgentsConfig, DeviceInfo, Measurement, MeasurementSpec, load_config, probe_all
+from farm.actors import NAMESPACE, REGISTRY_NAME, DeviceActor, RegistryActor, device_actor_name, device_resource, kind_resource
+from farm.errors import FarmError
+from farm.executors import outcome_of
+from farm.registry import DeviceRecord, JobRecord
+from farm.scheduler import DeviceSlot, JobReport, Outcome, Scheduler, Task
+
+__all__ = ["Farm", "FarmError", "RayExecutor", "start_device_actors"]
+
+
+class RayExecutor:
+    """Runs tasks on device actors; a dead actor is reported as a lost device."""
+
+    def __init__(self, actors: dict[str, Any], spec: MeasurementSpec) -> None:
+        self._actors = actors
+        self._spec = spec
+        self._refs: dict[Any, Hashable] = {}
+        self._tickets = itertools.count()
+
+    def start(self, device_id: str, task: Task) -> Hashable:
+        ticket = next(self._tickets)
+        self._refs[self._actors[device_id].measure.remote(task, self._spec)] = ticket
+        return ticket
+
+    def next_done(self, timeout_s: float) -> tuple[Hashable, Outcome] | None:
+        if not self._refs:
+            return None
+        ready, _ = ray.wait(list(self._refs), num_returns=1, timeout=timeout_s)
+        if not ready:
+            return None
+        ticket = self._refs.pop(ready[0])
+        try:
+            return ticket, Outcome(result=ray.get(ready[0]))
+        except (ray.exceptions.ActorDiedError, ray.exceptions.ActorUnavailableError) as exc:
+            return ticket, Outcome(error=f"device actor gone: {exc}", device_lost=True)
+        except ray.exceptions.RayTaskError as exc:
+            return ticket, outcome_of(exc.cause if exc.cause is not None else exc)
+
+
+def _record(info: dict[str, Any], name: str, node: str) -> DeviceRecord:
+    return DeviceRecord(
+        device_id=info["device_id"], kind=info["kind"], fingerprint=info["fingerprint"], fingerprint_hash=info["fingerprint_hash"],
+        runtime=info["runtime"], runtime_version=info["runtime_version"], node=node, actor_name=name,
+    )  # fmt: skip
+
+
+def start_device_actors(
+    devices: Sequence[DeviceInfo], config: AgentsConfig, *, cache_dir: str | None = None
+) -> list[DeviceRecord]:
+    """One actor per device, placed on the node offering the device's resource, registered in the registry.
+
+    The actors are detached: they live as long as their node (or until killed), not as long as this driver.
+    """
+    registry = RegistryActor.options(  # type: ignore[attr-defined]
+        name=REGISTRY_NAME, namespace=NAMESPACE, get_if_exists=True, lifetime="detached"
+    ).remote()
+    records = []
+    for device in devices:
+        name = device_actor_name(device.device_id)
+        resources = {device_resource(device.device_id): 1}
+        actor = DeviceActor.options(  # type: ignore[attr-defined]
+            name=name, namespace=NAMESPACE, resources=resources, lifetime="detached"
+        ).remote(device.kind, device.device_id, config, cache_dir)
+        info, node = ray.get([actor.info.remote(), actor.node.remote()])
+        record = _record(info, name, node)
+        ray.get(registry.register.remote(record))
+        records.append(record)
+    return records
+
+
+class Farm:
+    """A connection to a farm; use as a context manager (it shuts down a local Ray it started)."""
+
+    def __init__(self, *, started_ray: bool) -> None:
+        self._started_ray = started_ray
+        try:
+            self._registry = ray.get_actor(REGISTRY_NAME, namespace=NAMESPACE)
+        except ValueError as exc:
+            raise FarmError(
+                "no farm registry on this Ray cluster: start an agent on each device host with "
+                "'nag agent start --address HEAD:PORT'"
+            ) from exc
+
+    @classmethod
+    def local(
+        cls, *, kinds: Sequence[str] | None = None, config: AgentsConfig | None = None, cache_dir: str | None = None
+    ) -> Farm:
+        """Start Ray here with this machine's devices (of ``kinds``) as resources, and their actors.
+
+        The node address comes from ``$NAG_RAY_NODE_IP`` when set (tests use 127.0.0.2 to stay on loopback).
+        """
+        config = config or load_config()
+        devices = probe_all(config, kinds=list(kinds) if kinds else None).devices
+        resources: dict[str, float] = {device_resource(d.device_id): 1 for d in devices}
+        for device in devices:
+            resources[kind_resource(device.kind)] = resources.get(kind_resource(device.kind), 0) + 1
+        init: dict[str, Any] = {
+            "namespace": NAMESPACE,
+            "resources": resources,
+            "include_dashboard": False,
+            "log_to_driver": False,
+        }
+        if os.environ.get("NAG_RAY_NODE_IP"):
+            init["_node_ip_address"] = os.environ["NAG_RAY_NODE_IP"]
+        ray.init(**init)
+        start_device_actors(devices, config, cache_dir=cache_dir)
+        return cls(started_ray=True)
+
+    @classmethod
+    def connect(cls, address: str) -> Farm:
+        """Join the lab cluster at ``address`` (``HEAD:PORT`` or ``ray://...``)."""
+        try:
+            ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+        except ConnectionError as exc:
+            raise FarmError(f"cannot reach a Ray cluster at {address!r}: {exc}; is 'ray start --head' running there?") from exc
+        return cls(started_ray=False)
+
+    def __enter__(self) -> Farm:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if ray.is_initialized():
+            ray.shutdown()
+
+    # -- devices and status ---------------------------------------------------------------------------
+    def devices(self, kind: str | None = None) -> list[DeviceRecord]:
+        return list(ray.get(self._registry.devices.remote(kind)))
+
+    def refresh_health(self, timeout_s: float = 10.0) -> list[DeviceRecord]:
+        """Ask every device for a health check; unreachable ones are marked so."""
+        for record in self.devices():
+            try:
+                actor = ray.get_actor(record.actor_name, namespace=NAMESPACE)
+                health = ray.get(actor.health.remote(), timeout=timeout_s)
+                state, detail = ("ok", "") if health["ok"] else ("unreachable", health["detail"])
+            except Exception as exc:  # a dead node or actor: report it, keep going
+                state, detail = "unreachable", f"{type(exc).__name__}: {exc}"
+            if record.health != "quarantined" or state != "ok":
+                ray.get(self._registry.set_health.remote(record.device_id, state, detail))
+        return self.devices()
+
+    def status(self) -> dict[str, Any]:
+        jobs = list(ray.get(self._registry.jobs.remote()))
+        return {
+            "devices": [r.to_dict() for r in self.refresh_health()],
+            "jobs": [j.to_dict() for j in jobs],
+            "queued": sum(j.queued for j in jobs if j.state == "running"),
+            "running": sum(1 for j in jobs if j.state == "running"),
+            "done": sum(j.done for j in jobs),
+        }
+
+    # -- jobs -------------------------------------------------------------------------------------------
+    def run(
+        self,
+        tasks: Sequence[Task],
+        *,
+        kind: str,
+        spec: MeasurementSpec,
+        already_done: Callable[[Hashable, Sequence[Task]], set[Task]],
+        on_result: Callable[[Hashable, DeviceRecord, Task, Measurement], None],
+        description: str,
+        on_progress: Callable[[JobReport], None] | None = None,
+        max_attempts: int = 3,
+        quarantine_after: int = 3,
+    ) -> JobReport:
+        """Measure ``tasks`` on every healthy device of ``kind``; see :class:`farm.scheduler.Scheduler`."""
+        records = {r.device_id: r for r in self.devices(kind) if r.health != "quarantined"}
+        if not records:
+            raise FarmError(f"no healthy {kind} device in the farm; 'nag farm status' lists the devices")
+        actors = {device_id: ray.get_actor(r.actor_name, namespace=NAMESPACE) for device_id, r in records.items()}
+        job = JobRecord(job_id=uuid.uuid4().hex[:12], description=description, total=len(tasks), started=time.time())
+
+        def progress(report: JobReport) -> None:
+            self._registry.job_update.remote(
+                JobRecord(**{**job.__dict__, "done": report.done, "skipped": report.skipped, "failed": len(report.failed)})
+            )
+            if on_progress is not None:
+                on_progress(report)
+
+        def quarantine(device_id: str, why: str) -> None:
+            ray.get(self._registry.set_health.remote(device_id, "quarantined", why))
+
+        scheduler = Scheduler(RayExecutor(actors, spec), max_attempts=max_attempts, quarantine_after=quarantine_after)
+        report = scheduler.run(
+            tasks,
+            [DeviceSlot(device_id, r.group) for device_id, r in records.items()],
+            already_done=already_done,
+            on_result=lambda group, slot, task, result: on_result(
+                group, records[slot.device_id], task, Measurement.from_dict(result)
+            ),
+            on_progress=progress,
+            on_quarantine=quarantine,
+        )
+        final = "done" if not report.failed else "failed"
+        ray.get(
+            self._registry.job_update.remote(
+                JobRecord(
+                    **{
+                        **job.__dict__,
+                        "done": report.done,
+                        "skipped": report.skipped,
+                        "failed": len(report.failed),
+                        "state": final,
+                    }
+                )
+            )
+        )
+        return report

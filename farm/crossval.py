@@ -1,0 +1,95 @@
+"""Validate a block table against measured whole networks, honestly: the calibrated figures are
+cross-fitted (each network's calibrated prediction comes from a calibration fitted without it).
+
+For every table of a kind at a setting that holds both blocks and the validated networks: the
+uncalibrated table sums, a K-fold cross-fitted calibrated prediction (K = min(5, n)), their error
+statistics (:func:`farm.validation.validate`), and finally the calibration fitted on all networks, stored
+with the table for later predictions. Needs at least 4 networks for the calibrated figures.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from agents import MeasurementSpec
+from farm.lut import LutPredictor, calibrate, fit_calibration, network_latencies
+from farm.store import Store, TableKey
+from farm.validation import plot_validation, validate
+
+__all__ = ["cross_fitted_predictions", "cross_validated"]
+
+MIN_NETWORKS = 4  # each fold's fit needs at least 3 networks
+
+
+def cross_fitted_predictions(
+    sums: Sequence[float], measured: Sequence[float], *, statistic: str, folds: int = 5, seed: int = 0
+) -> list[float]:
+    """Calibrated predictions where network i's calibration was fitted on the other folds only."""
+    n = len(sums)
+    k = min(folds, n)
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    fold_of = {index: position % k for position, index in enumerate(order)}
+    predictions = [0.0] * n
+    for fold in range(k):
+        train = [i for i in range(n) if fold_of[i] != fold]
+        calibration = fit_calibration([sums[i] for i in train], [measured[i] for i in train], statistic=statistic)  # type: ignore[arg-type]
+        for i in range(n):
+            if fold_of[i] == fold:
+                predictions[i] = calibration.apply(sums[i])
+    return predictions
+
+
+def cross_validated(
+    store: Store,
+    *,
+    kind: str,
+    space: str,
+    width: float,
+    resolution: int,
+    spec: MeasurementSpec,
+    archs: Sequence[str],
+    plot: str | None = None,
+) -> list[dict[str, Any]]:
+    """One result per table of ``kind`` at the setting (see the module docstring)."""
+    from farm.errors import FarmError
+
+    tables = [t for t in store.tables(device=kind, space=space, resolution=resolution, width=width) if t.spec_key == spec.key()]
+    results = []
+    for table in tables:
+        predictor = LutPredictor(store, table, use_calibration=False)
+        measured_all = network_latencies(store, table, statistic=predictor.statistic)
+        names = [a for a in archs if a in measured_all]
+        if len(names) < MIN_NETWORKS:
+            continue
+        sums = [predictor.table_sum_ms(a) for a in names]
+        measured = [measured_all[a] for a in names]
+        fitted = cross_fitted_predictions(sums, measured, statistic=predictor.statistic)
+        report = validate(fitted, measured).to_dict()
+        calibration = calibrate(store, table, statistic=predictor.statistic, networks=dict(zip(names, measured, strict=True)))
+        if plot is not None:
+            target = Path(plot) if len(tables) == 1 else Path(plot).with_stem(f"{Path(plot).stem}-{table.fingerprint}")
+            plot_validation(
+                fitted, measured, target, title=f"{kind} at {resolution}px: LUT (calibrated, cross-fitted) vs measured"
+            )
+        results.append(
+            {
+                **report,
+                "table": _describe(table),
+                "uncalibrated": validate(sums, measured).to_dict(),
+                "calibration": calibration.to_dict(),
+            }
+        )
+    if not results:
+        raise FarmError(
+            f"no {kind} table at {resolution}px holds blocks and at least {MIN_NETWORKS} of the validated networks; "
+            f"build it first with 'nag table build --kind {kind} --resolution {resolution} ...' (same --runs/--warmup/--threads)"
+        )
+    return results
+
+
+def _describe(table: TableKey) -> dict[str, Any]:
+    return table.to_dict()

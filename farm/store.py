@@ -1,0 +1,779 @@
+"""Durable latency tables in SQLite.
+
+A *table* is every entry measured (or imported) for one (search space, width, resolution, device, device
+fingerprint, runtime and version, measurement spec): a :class:`TableKey`. An *entry* is one block (its
+key, named as OFA names it) or one whole network (its canonical architecture string) of that table, with
+its statistics and, when measured here, every raw sample and the full provenance of the measurement.
+
+Durability. The database runs in WAL mode and every ``put_*`` is its own transaction, committed before
+the call returns: a measurement is never held only in memory. ``synchronous=FULL`` is the default: the
+WAL is fsynced at every commit, so a returned put survives a power cut or a kernel crash of the head
+node, not only the death of the process (which ``NORMAL`` already survives). An fsync costs milliseconds
+and a measurement takes seconds to minutes, so the price is invisible; ``NORMAL`` may be passed for bulk
+work on a scratch copy. Puts are idempotent: a row exists at most once per (table, item kind, item), and
+a retried or duplicated task's put returns ``False`` and changes nothing.
+
+Concurrency. One :class:`Store` object serializes its own use with a lock, so threads may share it. The
+farm funnels every write through one process (the driver that runs the scheduler); other processes and
+connections may read at any time (WAL readers never block the writer nor wait for it). A second writing
+process is tolerated -- SQLite's file lock serializes it, waiting up to ``timeout_s`` -- but not the design.
+
+Schema (version 1)::
+
+    store_meta(key TEXT PRIMARY KEY, value TEXT)              -- 'schema_version', 'application'
+    tables(id INTEGER PRIMARY KEY, space, width REAL, resolution INTEGER, device, fingerprint, runtime,
+           runtime_version, spec_key, created_at, UNIQUE(space .. spec_key))
+    entries(table_id -> tables.id, item_kind 'block'|'network', item,
+            mean_ms, std_ms, count,                           -- always present
+            median_ms, mad_ms, p10_ms, p90_ms, samples_ms (JSON list), flags (JSON list),
+            device_id, measurement (Measurement.to_dict() as JSON),  -- NULL for imported summaries
+            created_at, PRIMARY KEY (table_id, item_kind, item))
+    calibrations(table_id PRIMARY KEY -> tables.id, calibration JSON, fitted_at)
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from farm.errors import (
+    InvalidEntryError,
+    NotAStoreError,
+    SchemaVersionError,
+    StoreError,
+    StoreNotFoundError,
+    TableConflictError,
+    TableFileError,
+    TableNotFoundError,
+)
+from nag.errors import MissingDependencyError
+
+if TYPE_CHECKING:
+    from agents.types import Measurement
+
+__all__ = [
+    "EXPORT_COLUMNS",
+    "ITEM_KINDS",
+    "SCHEMA_VERSION",
+    "ImportResult",
+    "ItemKind",
+    "Row",
+    "Store",
+    "Summary",
+    "TableKey",
+    "atomic_write",
+    "now_iso",
+]
+
+SCHEMA_VERSION = 1
+APPLICATION = "nag-farm latency store"
+ITEM_KINDS = ("block", "network")
+ItemKind = Literal["block", "network"]
+_CHUNK = 500  # host parameters per IN (...) query; SQLite's oldest limit is 999
+
+_SCHEMA = """
+CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE tables (
+    id INTEGER PRIMARY KEY,
+    space TEXT NOT NULL, width REAL NOT NULL, resolution INTEGER NOT NULL, device TEXT NOT NULL,
+    fingerprint TEXT NOT NULL, runtime TEXT NOT NULL, runtime_version TEXT NOT NULL, spec_key TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE (space, width, resolution, device, fingerprint, runtime, runtime_version, spec_key)
+);
+CREATE TABLE entries (
+    table_id INTEGER NOT NULL REFERENCES tables (id),
+    item_kind TEXT NOT NULL CHECK (item_kind IN ('block', 'network')),
+    item TEXT NOT NULL CHECK (item <> ''),
+    mean_ms REAL NOT NULL, std_ms REAL NOT NULL, count INTEGER NOT NULL CHECK (count >= 1),
+    median_ms REAL, mad_ms REAL, p10_ms REAL, p90_ms REAL, samples_ms TEXT, flags TEXT,
+    device_id TEXT, measurement TEXT,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (table_id, item_kind, item)
+);
+CREATE TABLE calibrations (
+    table_id INTEGER PRIMARY KEY REFERENCES tables (id),
+    calibration TEXT NOT NULL, fitted_at TEXT NOT NULL
+);
+"""
+_KEY_COLUMNS = ("space", "width", "resolution", "device", "fingerprint", "runtime", "runtime_version", "spec_key")
+_VALUE_COLUMNS = (
+    "mean_ms", "std_ms", "count", "median_ms", "mad_ms", "p10_ms", "p90_ms", "samples_ms", "flags", "device_id",
+    "measurement", "created_at",
+)  # fmt: skip
+
+
+def now_iso() -> str:
+    """The current UTC time, ISO 8601 with milliseconds."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True, order=True)
+class TableKey:
+    """The identity of a latency table. Validated on construction; ``width`` is stored as a float."""
+
+    space: str  # search space registry name, e.g. "ofa-mbv3"
+    width: float  # width multiplier the blocks were built at, e.g. 1.2
+    resolution: int  # input resolution in pixels, e.g. 224
+    device: str  # agent kind for measured tables ("ort-cpu"); the user's device label for imported tables
+    fingerprint: str  # DeviceInfo.fingerprint_hash of the devices that measured it; "" for imports
+    runtime: str  # runtime that ran the models, e.g. "onnxruntime"; "ofa-lut" for imported OFA tables
+    runtime_version: str  # that runtime's version; "" for imports
+    spec_key: str  # MeasurementSpec.key() of the measurements; "" for imports
+
+    def __post_init__(self) -> None:
+        for name in ("space", "device", "runtime"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise InvalidEntryError(f"table key: {name} must be a non-empty string, got {value!r}")
+        for name in ("fingerprint", "runtime_version", "spec_key"):
+            if not isinstance(getattr(self, name), str):
+                raise InvalidEntryError(f"table key: {name} must be a string ('' when unknown), got {getattr(self, name)!r}")
+        width = self.width
+        if isinstance(width, bool) or not isinstance(width, (int, float)) or not math.isfinite(width) or width <= 0:
+            raise InvalidEntryError(f"table key: width must be a finite number > 0, got {width!r}; e.g. 1.2")
+        object.__setattr__(self, "width", float(width))
+        if isinstance(self.resolution, bool) or not isinstance(self.resolution, int) or self.resolution < 1:
+            raise InvalidEntryError(f"table key: resolution must be an integer number of pixels >= 1, got {self.resolution!r}")
+
+    @classmethod
+    def for_measurement(cls, *, space: str, width: float, resolution: int, device: str, measurement: Measurement) -> TableKey:
+        """The key of the table a measurement belongs to: its fingerprint, runtime, version and spec key."""
+        return cls(
+            space=space, width=width, resolution=resolution, device=device, fingerprint=measurement.fingerprint_hash,
+            runtime=measurement.runtime, runtime_version=measurement.runtime_version, spec_key=measurement.spec.key(),
+        )  # fmt: skip
+
+    @property
+    def is_measured(self) -> bool:
+        """True for a table measured by agents (it has a device fingerprint), False for an imported one."""
+        return self.fingerprint != ""
+
+    def label(self) -> str:
+        """A one-line description for messages."""
+        where = f"fingerprint {self.fingerprint}, " if self.fingerprint else ""
+        version = f" {self.runtime_version}" if self.runtime_version else ""
+        spec = f", spec {self.spec_key}" if self.spec_key else ""
+        return (
+            f"{self.space} width {self.width} resolution {self.resolution} on {self.device!r} "
+            f"({where}{self.runtime}{version}{spec})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The statistics every entry has (all that OFA's LUT files hold). Validated on construction."""
+
+    mean_ms: float  # mean latency, ms
+    std_ms: float  # sample standard deviation of the samples, ms
+    count: int  # number of timed samples behind the statistics
+
+    def __post_init__(self) -> None:
+        _check_number("mean_ms", self.mean_ms, minimum=0.0)
+        _check_number("std_ms", self.std_ms, minimum=0.0)
+        if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 1:
+            raise InvalidEntryError(f"count must be an integer >= 1 (the number of timed samples), got {self.count!r}")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One stored entry. The measured-only fields are None for imported summaries."""
+
+    item_kind: ItemKind  # "block" or "network"
+    item: str  # a block key (OFA's naming) or an architecture's canonical string
+    mean_ms: float  # mean of the samples, ms
+    std_ms: float  # sample standard deviation (n - 1), ms
+    count: int  # number of samples
+    median_ms: float | None  # median, ms; None for imports (OFA tables hold count/mean/std only)
+    mad_ms: float | None  # median absolute deviation, unscaled, ms
+    p10_ms: float | None  # 10th percentile, ms
+    p90_ms: float | None  # 90th percentile, ms
+    samples_ms: tuple[float, ...] | None  # every raw sample, ms
+    flags: tuple[str, ...]  # measurement flags ("temperature-drift", ...); () for imports
+    device_id: str | None  # provenance: which device of the table's fingerprint measured it
+    measurement_json: str | None  # the full Measurement.to_dict() as JSON
+    created_at: str  # ISO 8601 UTC time the entry was stored
+
+    @property
+    def measured(self) -> bool:
+        return self.measurement_json is not None
+
+    def measurement(self) -> Measurement | None:
+        """The full measurement (samples, statistics, provenance); None for an imported summary."""
+        if self.measurement_json is None:
+            return None
+        from agents.types import Measurement
+
+        return Measurement.from_dict(json.loads(self.measurement_json))
+
+
+class _HasToDict(Protocol):
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+def _check_number(name: str, value: Any, *, minimum: float, strict: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidEntryError(f"{name} must be a finite number of milliseconds, got {value!r}")
+    if value < minimum or (strict and value == minimum):
+        relation = ">" if strict else ">="
+        raise InvalidEntryError(f"{name} must be {relation} {minimum:g} ms, got {value!r}")
+    return float(value)
+
+
+def _check_kind(item_kind: str) -> None:
+    if item_kind not in ITEM_KINDS:
+        raise InvalidEntryError(f"item kind must be one of {', '.join(ITEM_KINDS)}, got {item_kind!r}")
+
+
+def _check_item(item_kind: str, item: str) -> None:
+    _check_kind(item_kind)
+    if not isinstance(item, str) or not item.strip() or item != item.strip():
+        raise InvalidEntryError(
+            f"item must be a block key or a canonical architecture string without surrounding spaces, got {item!r}"
+        )
+
+
+def _measurement_values(table: TableKey, measurement: Measurement) -> dict[str, Any]:
+    """The entry columns of a measurement, after checking it belongs to ``table`` and is well formed."""
+    own = (measurement.fingerprint_hash, measurement.runtime, measurement.runtime_version, measurement.spec.key())
+    wanted = (table.fingerprint, table.runtime, table.runtime_version, table.spec_key)
+    if own != wanted:
+        raise InvalidEntryError(
+            f"measurement from {measurement.device_id!r} (fingerprint {own[0]}, {own[1]} {own[2]}, spec {own[3]}) does not "
+            f"belong to table {table.label()}; build the key with TableKey.for_measurement(...)"
+        )
+    samples = tuple(measurement.samples_ms)
+    if not samples or len(samples) != measurement.count:
+        raise InvalidEntryError(f"measurement count {measurement.count} != number of samples {len(samples)}")
+    for index, sample in enumerate(samples):
+        _check_number(f"sample {index}", sample, minimum=0.0, strict=True)
+    values: dict[str, Any] = {"count": measurement.count}
+    for name in ("mean_ms", "median_ms", "p10_ms", "p90_ms"):
+        values[name] = _check_number(name, getattr(measurement, name), minimum=0.0, strict=True)
+    for name in ("std_ms", "mad_ms"):
+        values[name] = _check_number(name, getattr(measurement, name), minimum=0.0)
+    try:
+        values["measurement"] = json.dumps(measurement.to_dict(), sort_keys=True, allow_nan=False)
+    except ValueError as exc:
+        raise InvalidEntryError(f"measurement from {measurement.device_id!r} is not JSON-serializable: {exc}") from exc
+    values["samples_ms"] = json.dumps(list(samples))
+    values["flags"] = json.dumps(list(measurement.flags))
+    values["device_id"] = measurement.device_id
+    return values
+
+
+def _row(record: sqlite3.Row) -> Row:
+    return Row(
+        item_kind=record["item_kind"], item=record["item"], mean_ms=record["mean_ms"], std_ms=record["std_ms"],
+        count=record["count"], median_ms=record["median_ms"], mad_ms=record["mad_ms"], p10_ms=record["p10_ms"],
+        p90_ms=record["p90_ms"],
+        samples_ms=tuple(json.loads(record["samples_ms"])) if record["samples_ms"] is not None else None,
+        flags=tuple(json.loads(record["flags"])) if record["flags"] is not None else (),
+        device_id=record["device_id"], measurement_json=record["measurement"], created_at=record["created_at"],
+    )  # fmt: skip
+
+
+def _key(record: sqlite3.Row) -> TableKey:
+    return TableKey(**{name: record[name] for name in _KEY_COLUMNS})
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Write a file durably: ``write(tmp)`` fills a temporary file beside ``path``, which is fsynced and then
+    renamed over ``path`` (readers see the old file or the new one, never half of one). Returns ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+class Store:
+    """A latency store in one SQLite file; created with the current schema when the file does not exist.
+
+    Thread-safe: one lock serializes every use of the object's connection. Raises
+    :class:`~farm.errors.NotAStoreError` for a path that is not a store, :class:`~farm.errors.SchemaVersionError`
+    for a newer schema, :class:`~farm.errors.StoreNotFoundError` for a missing file when ``create=False``.
+    Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        create: bool = True,
+        synchronous: Literal["FULL", "NORMAL"] = "FULL",
+        timeout_s: float = 30.0,
+    ) -> None:
+        self.path = Path(path)
+        if synchronous not in ("FULL", "NORMAL"):
+            raise StoreError(f"synchronous must be 'FULL' or 'NORMAL', got {synchronous!r}")
+        if self.path.is_dir():
+            raise NotAStoreError(
+                f"{self.path} is a directory, not a latency store; pass a file path such as {self.path / 'tables.db'}"
+            )
+        if not self.path.exists():
+            if not create:
+                raise StoreNotFoundError(f"no latency store at {self.path}; check the path, or build one with 'nag table build'")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        try:
+            conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise NotAStoreError(f"cannot open {self.path} as an SQLite database: {exc}") from exc
+        conn.row_factory = sqlite3.Row
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            conn.execute(f"PRAGMA synchronous={synchronous}")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._ensure_schema(conn)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise NotAStoreError(f"{self.path} is not an SQLite database ({exc}); pass the path of a latency store") from exc
+        except BaseException:
+            conn.close()
+            raise
+        if str(mode).lower() != "wal":
+            conn.close()
+            raise StoreError(f"{self.path}: SQLite refused WAL mode (got {mode!r}); use a local file system, not a network share")
+        self._conn = conn
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
+        """Check the schema of an existing store (a plain read: readers never take the write lock), or
+        create it in an empty database (under the write lock, re-checked there: two processes may race)."""
+        if self._check_schema(conn):
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if not self._check_schema(conn):
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                meta = [("schema_version", str(SCHEMA_VERSION)), ("application", APPLICATION), ("created_at", now_iso())]
+                conn.executemany("INSERT INTO store_meta (key, value) VALUES (?, ?)", meta)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _check_schema(self, conn: sqlite3.Connection) -> bool:
+        """True for a store this version reads, False for an empty database; raises for anything else."""
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not names:
+            return False
+        if "store_meta" not in names:
+            raise NotAStoreError(
+                f"{self.path} is an SQLite database but not a nag-farm latency store (tables: {', '.join(sorted(names))}); "
+                "pass another path"
+            )
+        meta = dict(conn.execute("SELECT key, value FROM store_meta").fetchall())
+        version = meta.get("schema_version", "")
+        if meta.get("application") != APPLICATION or not version.isdigit():
+            raise NotAStoreError(f"{self.path} is an SQLite database but not a nag-farm latency store (meta {meta})")
+        if int(version) > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"{self.path} has store schema version {version}, newer than this nag-farm reads "
+                f"(up to {SCHEMA_VERSION}); upgrade nag-farm (pip install -U nag-farm)"
+            )
+        return True
+
+    def close(self) -> None:
+        """Close the connection (idempotent). The WAL is checkpointed by SQLite when the last connection closes."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"the store {self.path} is closed; open it again with Store(path)")
+        return self._conn
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            yield self._connection()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One transaction under the lock: committed on normal exit, rolled back on any exception."""
+        with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @staticmethod
+    def _table_id(conn: sqlite3.Connection, table: TableKey, *, create: bool) -> int | None:
+        where = " AND ".join(f"{name} = ?" for name in _KEY_COLUMNS)
+        params = [getattr(table, name) for name in _KEY_COLUMNS]
+        found = conn.execute(f"SELECT id FROM tables WHERE {where}", params).fetchone()
+        if found is not None:
+            return int(found[0])
+        if not create:
+            return None
+        cursor = conn.execute(
+            f"INSERT INTO tables ({', '.join(_KEY_COLUMNS)}, created_at) VALUES ({', '.join('?' * len(_KEY_COLUMNS))}, ?)",
+            [*params, now_iso()],
+        )
+        return int(cursor.lastrowid or 0)
+
+    # -- writes -----------------------------------------------------------------------------------
+    def put_measurement(self, table: TableKey, item_kind: ItemKind, item: str, measurement: Measurement) -> bool:
+        """Store a measurement as the entry ``item`` of ``table``, committed before returning.
+
+        Returns True when stored, False when the table already holds that entry (nothing changes: a retried
+        or duplicated task never duplicates an entry). Raises :class:`InvalidEntryError` for an unknown item
+        kind, an empty item, non-finite or non-positive statistics, or a measurement whose fingerprint,
+        runtime, version or spec key differ from the table's.
+        """
+        _check_item(item_kind, item)
+        values = _measurement_values(table, measurement)
+        return self._insert(table, item_kind, item, values)
+
+    def put_summary(
+        self, table: TableKey, item_kind: ItemKind, item: str, *, mean_ms: float, std_ms: float, count: int, replace: bool = False
+    ) -> bool:
+        """Store an entry known only by its mean, std and sample count (an imported OFA table's entry).
+
+        Returns True when stored or replaced, False when an identical entry was already there. An entry
+        that exists with other numbers raises :class:`TableConflictError` unless ``replace`` is set.
+        """
+        return (
+            self.put_summaries(table, item_kind, {item: Summary(mean_ms=mean_ms, std_ms=std_ms, count=count)}, replace=replace)
+            == 1
+        )
+
+    def put_summaries(
+        self, table: TableKey, item_kind: ItemKind, summaries: Mapping[str, Summary], *, replace: bool = False
+    ) -> int:
+        """:meth:`put_summary` for many entries in one transaction (all stored, or none). Returns how many changed."""
+        for item, summary in summaries.items():
+            _check_item(item_kind, item)
+            if not isinstance(summary, Summary):
+                raise InvalidEntryError(f"summary of {item!r} must be a farm.store.Summary, got {type(summary).__name__}")
+        changed = 0
+        with self._write() as conn:
+            table_id = self._table_id(conn, table, create=True)
+            for item, summary in summaries.items():
+                old = conn.execute(
+                    "SELECT mean_ms, std_ms, count, measurement FROM entries WHERE table_id = ? AND item_kind = ? AND item = ?",
+                    (table_id, item_kind, item),
+                ).fetchone()
+                new = (float(summary.mean_ms), float(summary.std_ms), summary.count)
+                if old is not None and tuple(old)[:3] == new and old["measurement"] is None:
+                    continue
+                if old is not None and not replace:
+                    raise TableConflictError(
+                        f"table {table.label()} already holds {item_kind} {item!r} with mean {old['mean_ms']!r} ms, "
+                        f"std {old['std_ms']!r} ms, count {old['count']}; the new entry has mean {new[0]!r}, std {new[1]!r}, "
+                        f"count {new[2]}: pass replace=True (--replace) to overwrite, or import under another device name"
+                    )
+                if old is not None:
+                    conn.execute(
+                        "DELETE FROM entries WHERE table_id = ? AND item_kind = ? AND item = ?", (table_id, item_kind, item)
+                    )
+                conn.execute(
+                    "INSERT INTO entries (table_id, item_kind, item, mean_ms, std_ms, count, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (table_id, item_kind, item, *new, now_iso()),
+                )
+                changed += 1
+        return changed
+
+    def _insert(self, table: TableKey, item_kind: str, item: str, values: Mapping[str, Any]) -> bool:
+        columns = [name for name in _VALUE_COLUMNS if name != "created_at"]
+        row = [values.get(name) for name in columns]
+        with self._write() as conn:
+            table_id = self._table_id(conn, table, create=True)
+            cursor = conn.execute(
+                f"INSERT INTO entries (table_id, item_kind, item, {', '.join(columns)}, created_at) "
+                f"VALUES (?, ?, ?, {', '.join('?' * len(columns))}, ?) ON CONFLICT DO NOTHING",
+                [table_id, item_kind, item, *row, values.get("created_at") or now_iso()],
+            )
+            return cursor.rowcount == 1
+
+    def put_calibration(self, table: TableKey, calibration: Mapping[str, Any] | _HasToDict) -> None:
+        """Store (or replace) the table's calibration: a JSON-ready mapping, or an object with ``to_dict()``."""
+        data = dict(calibration) if isinstance(calibration, Mapping) else calibration.to_dict()
+        try:
+            text = json.dumps(data, sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidEntryError(f"calibration of {table.label()} is not JSON-serializable: {exc}") from exc
+        with self._write() as conn:
+            table_id = self._table_id(conn, table, create=False)
+            if table_id is None:
+                raise TableNotFoundError(f"no table {table.label()} in {self.path}; measure or import it before calibrating")
+            conn.execute(
+                "INSERT INTO calibrations (table_id, calibration, fitted_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (table_id) DO UPDATE SET calibration = excluded.calibration, fitted_at = excluded.fitted_at",
+                (table_id, text, now_iso()),
+            )
+
+    def delete_calibration(self, table: TableKey) -> bool:
+        """Remove the table's calibration; False when it had none."""
+        with self._write() as conn:
+            table_id = self._table_id(conn, table, create=False)
+            return table_id is not None and conn.execute("DELETE FROM calibrations WHERE table_id = ?", (table_id,)).rowcount == 1
+
+    # -- reads ------------------------------------------------------------------------------------
+    def get_calibration(self, table: TableKey) -> dict[str, Any] | None:
+        """The table's calibration as stored (a dict), or None when it has none."""
+        with self._read() as conn:
+            table_id = self._table_id(conn, table, create=False)
+            if table_id is None:
+                return None
+            found = conn.execute("SELECT calibration FROM calibrations WHERE table_id = ?", (table_id,)).fetchone()
+        return None if found is None else dict(json.loads(found[0]))
+
+    def existing(self, table: TableKey, item_kind: ItemKind, items: Iterable[str]) -> set[str]:
+        """Those of ``items`` the table already holds (the scheduler skips them)."""
+        _check_kind(item_kind)
+        wanted = list(dict.fromkeys(items))
+        found: set[str] = set()
+        with self._read() as conn:
+            table_id = self._table_id(conn, table, create=False)
+            if table_id is None:
+                return found
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                query = (
+                    f"SELECT item FROM entries WHERE table_id = ? AND item_kind = ? AND item IN ({', '.join('?' * len(chunk))})"
+                )
+                found.update(r[0] for r in conn.execute(query, [table_id, item_kind, *chunk]))
+        return found
+
+    def rows(self, table: TableKey, item_kind: ItemKind) -> list[Row]:
+        """Every entry of one kind in the table, in the order stored; [] when the table does not exist."""
+        _check_kind(item_kind)
+        with self._read() as conn:
+            table_id = self._table_id(conn, table, create=False)
+            if table_id is None:
+                return []
+            records = conn.execute(
+                "SELECT * FROM entries WHERE table_id = ? AND item_kind = ? ORDER BY rowid", (table_id, item_kind)
+            ).fetchall()
+        return [_row(record) for record in records]
+
+    def count(self, table: TableKey, item_kind: ItemKind | None = None) -> int:
+        """Number of entries in the table (of one kind, or all)."""
+        with self._read() as conn:
+            table_id = self._table_id(conn, table, create=False)
+            if table_id is None:
+                return 0
+            if item_kind is None:
+                return int(conn.execute("SELECT COUNT(*) FROM entries WHERE table_id = ?", (table_id,)).fetchone()[0])
+            _check_kind(item_kind)
+            query = "SELECT COUNT(*) FROM entries WHERE table_id = ? AND item_kind = ?"
+            return int(conn.execute(query, (table_id, item_kind)).fetchone()[0])
+
+    def tables(
+        self, *, device: str | None = None, space: str | None = None, resolution: int | None = None, width: float | None = None
+    ) -> list[TableKey]:
+        """The tables matching every filter given, sorted."""
+        filters = {"device": device, "space": space, "resolution": resolution, "width": None if width is None else float(width)}
+        clauses = [(f"{name} = ?", value) for name, value in filters.items() if value is not None]
+        where = ("WHERE " + " AND ".join(c for c, _ in clauses)) if clauses else ""
+        with self._read() as conn:
+            records = conn.execute(f"SELECT {', '.join(_KEY_COLUMNS)} FROM tables {where}", [v for _, v in clauses]).fetchall()
+        return sorted(_key(record) for record in records)
+
+    # -- tabular export / import (CSV, Parquet) ---------------------------------------------------
+    def records(self, tables: Sequence[TableKey] | None = None) -> Iterator[dict[str, Any]]:
+        """Every entry of the given tables (default: all) as a flat record with the :data:`EXPORT_COLUMNS`:
+        the key columns, ``item_kind``, ``item``, then the entry columns (samples, flags and the measurement
+        as JSON text; None where NULL). Calibrations are not part of it: refit them from the network entries."""
+        for table in self.tables() if tables is None else list(tables):
+            for item_kind in ITEM_KINDS:
+                for row in self.rows(table, item_kind):  # type: ignore[arg-type]
+                    yield {**table.to_dict(), "item_kind": row.item_kind, "item": row.item, **_row_values(row)}
+
+    def export_csv(self, path: str | Path, *, tables: Sequence[TableKey] | None = None) -> int:
+        """Write the entries of ``tables`` (default: all) to a CSV file, atomically; returns the entry count.
+
+        Columns: :data:`EXPORT_COLUMNS`; an empty cell is NULL; floats are written exactly (``repr``).
+        """
+        records = list(self.records(tables))
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "w", newline="", encoding="utf-8") as handle:
+                writer = csv.DictWriter(handle, fieldnames=EXPORT_COLUMNS)
+                writer.writeheader()
+                writer.writerows({k: "" if v is None else v for k, v in record.items()} for record in records)
+
+        atomic_write(path, write)
+        return len(records)
+
+    def import_csv(self, path: str | Path) -> ImportResult:
+        """Merge a file written by :meth:`export_csv`, in one transaction (all or nothing). Entries the store
+        already holds are skipped, so importing twice changes nothing. Bad content raises :class:`TableFileError`
+        naming the line and column."""
+        path = Path(path)
+        try:
+            with open(path, newline="", encoding="utf-8") as handle:
+                reader = csv.DictReader(handle)
+                _check_columns(path, reader.fieldnames or [])
+                parsed = [_parse_record(f"{path}:{reader.line_num}", record) for record in reader]
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise TableFileError(f"cannot read {path} as a CSV latency table: {exc}") from exc
+        return self._import(parsed)
+
+    def export_parquet(self, path: str | Path, *, tables: Sequence[TableKey] | None = None) -> int:
+        """:meth:`export_csv` as Parquet (needs pyarrow; :class:`MissingDependencyError` otherwise)."""
+        pa, pq = _pyarrow()
+        records = list(self.records(tables))
+        types = {"width": pa.float64(), "resolution": pa.int64(), "count": pa.int64()}
+        types.update({name: pa.float64() for name in _FLOAT_COLUMNS})
+        schema = pa.schema([(name, types.get(name, pa.string())) for name in EXPORT_COLUMNS])
+        table = pa.Table.from_pylist(records, schema=schema)
+        atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+        return len(records)
+
+    def import_parquet(self, path: str | Path) -> ImportResult:
+        """:meth:`import_csv` from a file written by :meth:`export_parquet` (needs pyarrow)."""
+        _, pq = _pyarrow()
+        path = Path(path)
+        try:
+            table = pq.read_table(path)
+        except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid derives from ValueError
+            raise TableFileError(f"cannot read {path} as a Parquet latency table: {exc}") from exc
+        _check_columns(path, table.column_names)
+        return self._import([_parse_record(f"{path}: row {i + 1}", record) for i, record in enumerate(table.to_pylist())])
+
+    def _import(self, parsed: Sequence[tuple[TableKey, str, str, dict[str, Any]]]) -> ImportResult:
+        inserted = 0
+        with self._write() as conn:
+            for table, item_kind, item, values in parsed:
+                table_id = self._table_id(conn, table, create=True)
+                cursor = conn.execute(
+                    f"INSERT INTO entries (table_id, item_kind, item, {', '.join(values)}) "
+                    f"VALUES (?, ?, ?, {', '.join('?' * len(values))}) ON CONFLICT DO NOTHING",
+                    [table_id, item_kind, item, *values.values()],
+                )
+                inserted += cursor.rowcount
+        return ImportResult(inserted=inserted, skipped=len(parsed) - inserted)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What a tabular import did."""
+
+    inserted: int  # entries added
+    skipped: int  # entries the store already held, left unchanged
+
+
+EXPORT_COLUMNS: tuple[str, ...] = (*_KEY_COLUMNS, "item_kind", "item", *_VALUE_COLUMNS)
+_FLOAT_COLUMNS = ("mean_ms", "std_ms", "median_ms", "mad_ms", "p10_ms", "p90_ms")
+_JSON_COLUMNS = ("samples_ms", "flags", "measurement")
+
+
+def _row_values(row: Row) -> dict[str, Any]:
+    values = {name: getattr(row, name) for name in _VALUE_COLUMNS if name not in _JSON_COLUMNS}
+    values["samples_ms"] = None if row.samples_ms is None else json.dumps(list(row.samples_ms))
+    values["flags"] = json.dumps(list(row.flags)) if row.measured else None
+    values["measurement"] = row.measurement_json
+    return values
+
+
+def _pyarrow() -> tuple[Any, Any]:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"Parquet tables need pyarrow, which is not installed ({exc}); pip install pyarrow, or use CSV (export_csv / import_csv)"
+        ) from exc
+    return pa, pq
+
+
+def _check_columns(path: Path, columns: Sequence[str]) -> None:
+    missing = [name for name in EXPORT_COLUMNS if name not in columns]
+    if missing:
+        raise TableFileError(
+            f"{path} lacks the column(s) {', '.join(missing)} of a latency table export; write it with Store.export_csv / export_parquet"
+        )
+
+
+def _parse_record(where: str, record: Mapping[str, Any]) -> tuple[TableKey, str, str, dict[str, Any]]:
+    """A record of an exported file -> (table key, item kind, item, entry columns), every value checked."""
+
+    def cell(name: str) -> Any:
+        value = record.get(name)
+        return None if value is None or value == "" else value
+
+    def number(name: str, convert: Callable[[Any], Any], *, required: bool) -> Any:
+        value = cell(name)
+        if value is None:
+            if required:
+                raise TableFileError(f"{where}: column {name} is empty; every entry needs it")
+            return None
+        try:
+            return convert(value)
+        except (TypeError, ValueError) as exc:
+            raise TableFileError(f"{where}: column {name} holds {value!r}, not a number") from exc
+
+    try:
+        table = TableKey(
+            space=cell("space") or "", width=number("width", float, required=True), resolution=number("resolution", int, required=True),
+            device=cell("device") or "", fingerprint=cell("fingerprint") or "", runtime=cell("runtime") or "",
+            runtime_version=str(cell("runtime_version") or ""), spec_key=cell("spec_key") or "",
+        )  # fmt: skip
+        item_kind, item = str(cell("item_kind")), str(cell("item") or "")
+        _check_item(item_kind, item)
+        values: dict[str, Any] = {name: number(name, float, required=name in ("mean_ms", "std_ms")) for name in _FLOAT_COLUMNS}
+        values["count"] = number("count", int, required=True)
+        Summary(mean_ms=values["mean_ms"], std_ms=values["std_ms"], count=values["count"])
+        for name in _FLOAT_COLUMNS:
+            if values[name] is not None:
+                _check_number(name, values[name], minimum=0.0)
+        for name in _JSON_COLUMNS:
+            values[name] = cell(name)
+            if values[name] is not None:
+                json.loads(values[name])
+        if values["samples_ms"] is not None and len(json.loads(values["samples_ms"])) != values["count"]:
+            raise InvalidEntryError(f"count {values['count']} != number of samples in samples_ms")
+    except json.JSONDecodeError as exc:
+        raise TableFileError(f"{where}: a JSON column does not parse ({exc})") from exc
+    except InvalidEntryError as exc:
+        raise TableFileError(f"{where}: {exc}") from exc
+    values["device_id"] = cell("device_id")
+    values["created_at"] = cell("created_at") or now_iso()
+    return table, item_kind, item, values

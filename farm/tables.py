@@ -1,0 +1,116 @@
+"""Jobs that fill latency tables: the LUT builder (every distinct block) and whole-network validation.
+
+Both run through a :class:`farm.client.Farm` and write into a :class:`farm.store.Store` as results arrive;
+the table of a result is keyed by the measuring devices' group (fingerprint, runtime, version) and the
+spec, so a rerun skips everything already measured under the same key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from agents import Measurement, MeasurementSpec
+from farm.registry import DeviceRecord
+from farm.scheduler import JobReport, Task
+from farm.store import Store, TableKey
+from nag.space import get_space
+
+__all__ = ["ValidationOutcome", "block_tasks", "build_tables", "measure_tasks", "table_key", "validate_tables"]
+
+
+def table_key(group: Hashable, task: Task, *, device: str, spec: MeasurementSpec) -> TableKey:
+    """The table a task's result goes to, for a device group ``(fingerprint, runtime, version)``."""
+    fingerprint, runtime, version = cast(tuple[str, str, str], group)
+    return TableKey(
+        space=task.space, width=task.width, resolution=task.resolution, device=device, fingerprint=fingerprint,
+        runtime=runtime, runtime_version=version, spec_key=spec.key(),
+    )  # fmt: skip
+
+
+def block_tasks(space_name: str, *, width: float, resolutions: Sequence[int]) -> list[Task]:
+    space = get_space(space_name)
+    return [
+        Task(space_name, width, resolution, "block", block.key)
+        for resolution in resolutions
+        for block in space.all_blocks(width=width, resolution=resolution)
+    ]
+
+
+def measure_tasks(
+    farm: Any, store: Store, tasks: Sequence[Task], *, kind: str, spec: MeasurementSpec, description: str,
+    on_progress: Callable[[JobReport], None] | None = None,
+) -> JobReport:  # fmt: skip
+    """Measure ``tasks`` on the farm's ``kind`` devices into ``store``, skipping what it already holds."""
+
+    def already_done(group: Hashable, pending: Sequence[Task]) -> set[Task]:
+        held: set[Task] = set()
+        by_table: dict[TableKey, list[Task]] = {}
+        for task in pending:
+            by_table.setdefault(table_key(group, task, device=kind, spec=spec), []).append(task)
+        for key, group_tasks in by_table.items():
+            kinds = {t.item_kind for t in group_tasks}
+            for item_kind in kinds:
+                found = store.existing(key, item_kind, [t.item for t in group_tasks if t.item_kind == item_kind])  # type: ignore[arg-type]
+                held |= {t for t in group_tasks if t.item_kind == item_kind and t.item in found}
+        return held
+
+    def on_result(group: Hashable, record: DeviceRecord, task: Task, measurement: Measurement) -> None:
+        store.put_measurement(table_key(group, task, device=kind, spec=spec), task.item_kind, task.item, measurement)  # type: ignore[arg-type]
+
+    result: JobReport = farm.run(
+        tasks,
+        kind=kind,
+        spec=spec,
+        already_done=already_done,
+        on_result=on_result,
+        description=description,
+        on_progress=on_progress,
+    )
+    return result
+
+
+def build_tables(
+    farm: Any,
+    store: Store,
+    *,
+    space: str,
+    width: float,
+    resolutions: Sequence[int],
+    kind: str,
+    spec: MeasurementSpec,
+    on_progress: Callable[[JobReport], None] | None = None,
+) -> JobReport:
+    """Measure every distinct block of ``space`` at each resolution on every healthy device of ``kind``."""
+    tasks = block_tasks(space, width=width, resolutions=resolutions)
+    description = f"table build {space} w{width:g} r{','.join(map(str, resolutions))} on {kind}"
+    return measure_tasks(farm, store, tasks, kind=kind, spec=spec, description=description, on_progress=on_progress)
+
+
+@dataclass(frozen=True)
+class ValidationOutcome:
+    report: JobReport  # the measurement job of the whole networks
+    archs: list[str]  # the networks validated, canonical strings
+
+
+def validate_tables(
+    farm: Any,
+    store: Store,
+    *,
+    space: str,
+    width: float,
+    resolution: int,
+    kind: str,
+    n: int,
+    spec: MeasurementSpec,
+    seed: int = 0,
+    on_progress: Callable[[JobReport], None] | None = None,
+) -> ValidationOutcome:
+    """Measure ``n`` random whole networks (seeded, so a rerun measures the same ones and skips them)."""
+    search_space = get_space(space)
+    archs = [search_space.format(a) for a in search_space.sample_many(n, seed=seed)]
+    tasks = [Task(space, width, resolution, "network", arch) for arch in dict.fromkeys(archs)]
+    description = f"table validate {space} w{width:g} r{resolution}: {n} networks on {kind}"
+    report = measure_tasks(farm, store, tasks, kind=kind, spec=spec, description=description, on_progress=on_progress)
+    return ValidationOutcome(report=report, archs=list(dict.fromkeys(archs)))

@@ -1,0 +1,65 @@
+"""The plain class a device actor delegates to: one agent on one device, one measurement at a time.
+
+It turns a :class:`farm.scheduler.Task` into a model file on this node (exported once per content, in
+the agent's format, cached), places it on the device and measures it. Everything here runs without Ray;
+the actor in :mod:`farm.actors` only forwards calls.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from agents import AgentsConfig, MeasurementSpec, open_agent
+from farm.scheduler import Task
+from nag.errors import UnknownNameError
+from nag.space import get_space
+from nag.space.blocks import Block
+
+__all__ = ["DeviceWorker", "task_blocks"]
+
+
+def task_blocks(task: Task) -> Block | list[Block]:
+    """The block spec (or a network's block list) a task measures; typed errors for unknown items."""
+    space = get_space(task.space)
+    if task.item_kind == "network":
+        return space.blocks(space.parse(task.item), width=task.width, resolution=task.resolution)
+    if task.item_kind != "block":
+        raise UnknownNameError(f"task item_kind must be 'block' or 'network', got {task.item_kind!r}")
+    for block in space.all_blocks(width=task.width, resolution=task.resolution):
+        if block.key == task.item:
+            return block
+    raise UnknownNameError(
+        f"no block {task.item!r} in {task.space} at width {task.width}, resolution {task.resolution}; "
+        "'nag arch blocks' lists the valid keys"
+    )
+
+
+class DeviceWorker:
+    """Owns the agent of one device; not thread-safe (the actor runs one call at a time)."""
+
+    def __init__(
+        self, kind: str, device_id: str | None, config: AgentsConfig | None = None, *, cache_dir: str | Path | None = None
+    ) -> None:
+        self._agent = open_agent(kind, device_id, config or AgentsConfig())
+        self._cache_dir = cache_dir
+
+    def info(self) -> dict[str, Any]:
+        """Kind, device id, fingerprint (and its hash), runtime name and version: what groups devices."""
+        info = self._agent.describe().to_dict()
+        runtime, version, binary = self._agent.runtime()
+        return {**info, "runtime": runtime, "runtime_version": version, "binary_sha256": binary}
+
+    def measure(self, task: Task, spec: MeasurementSpec) -> dict[str, Any]:
+        """Export (cached), place and measure ``task``; the measurement as ``Measurement.to_dict()``."""
+        from nag.space.export import cached_export
+
+        model = cached_export(task_blocks(task), fmt=self._agent.model_formats[0].lstrip("."), cache_dir=self._cache_dir)
+        return self._agent.measure(self._agent.prepare(model), spec).to_dict()
+
+    def health(self) -> dict[str, Any]:
+        health = self._agent.health()
+        return {"ok": health.ok, "detail": health.detail, "temperature_c": health.temperature_c}
+
+    def close(self) -> None:
+        self._agent.close()

@@ -1,0 +1,7 @@
+"""Accuracy sources: the protocol the search sees, and sources backed by tables or predictors."""
+
+from __future__ import annotations
+
+from nag.accuracy._protocol import AccuracySource
+
+__all__ = ["AccuracySource"]

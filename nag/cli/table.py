@@ -1,0 +1,243 @@
+"""``nag table``: build, validate, import, export and query latency tables (SQLite, see :mod:`farm.store`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from nag.cli._common import print_json, print_table, read_arch_args
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    table = subparsers.add_parser("table", help="latency tables: build on the farm, validate, import/export OFA LUTs, predict")
+    commands = table.add_subparsers(dest="table_command", metavar="COMMAND", required=True)
+
+    build = commands.add_parser("build", help="measure every distinct block on a kind of device (resumable)")
+    _common(build, resolution_many=True)
+    build.add_argument("--kind", required=True, help="agent kind whose devices measure, e.g. ort-cpu, adb-litert")
+    _farm_options(build)
+    build.set_defaults(handler=_build)
+
+    validate = commands.add_parser(
+        "validate", help="measure random whole networks; fit the calibration; report the table's error"
+    )
+    _common(validate)
+    validate.add_argument("--kind", required=True)
+    validate.add_argument("--n", type=int, required=True, help="number of random networks")
+    validate.add_argument("--seed", type=int, default=0)
+    validate.add_argument("--plot", default=None, help="write a predicted-vs-measured PNG here")
+    validate.add_argument("--json", action="store_true")
+    _farm_options(validate)
+    validate.set_defaults(handler=_validate)
+
+    imp = commands.add_parser("import-ofa", help="import OFA's <res>_lookup_table.yaml files under a device name")
+    imp.add_argument("files", nargs="+", metavar="FILE.yaml")
+    imp.add_argument("--device", required=True, help="the name to file the tables under")
+    imp.add_argument("--db", required=True)
+    imp.add_argument("--replace", action="store_true", help="overwrite entries whose numbers differ")
+    imp.set_defaults(handler=_import_ofa)
+
+    exp = commands.add_parser("export-ofa", help="write a device's tables as OFA <res>_lookup_table.yaml files")
+    exp.add_argument("--db", required=True)
+    exp.add_argument("--device", required=True)
+    exp.add_argument("--out", required=True, help="output folder")
+    exp.set_defaults(handler=_export_ofa)
+
+    predict = commands.add_parser("predict", help="table latency of architectures (sum of their blocks, plus calibration)")
+    predict.add_argument("archs", nargs="+", metavar="ARCH", help="canonical strings, or '-' for stdin")
+    predict.add_argument("--db", required=True)
+    predict.add_argument("--device", required=True, help="the table's device name (the agent kind for measured tables)")
+    predict.add_argument("--resolution", type=int, required=True)
+    predict.add_argument("--width", type=float, default=None)
+    predict.add_argument("--space", default="ofa-mbv3")
+    predict.add_argument("--fingerprint", default=None, help="choose among tables of several device fingerprints")
+    predict.add_argument("--json", action="store_true")
+    predict.set_defaults(handler=_predict)
+
+
+def _common(parser: argparse.ArgumentParser, *, resolution_many: bool = False) -> None:
+    parser.add_argument("--space", default="ofa-mbv3")
+    parser.add_argument("--width", type=float, default=1.2)
+    if resolution_many:
+        parser.add_argument("--resolution", type=int, action="append", required=True, help="repeat for several")
+    else:
+        parser.add_argument("--resolution", type=int, required=True)
+    parser.add_argument("--db", required=True, help="the SQLite latency store (created when missing)")
+
+
+def _farm_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--address", default=None, help="Ray cluster HEAD:PORT (default: a local farm of this machine's devices)")
+    parser.add_argument("--runs", type=int, default=30, help="timed samples per measurement (default: %(default)s)")
+    parser.add_argument("--warmup", type=int, default=10, help="warm-up inferences (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--runs-per-sample", type=int, default=1, help="inferences averaged into one sample")
+
+
+def _spec(args: argparse.Namespace) -> Any:
+    from agents import MeasurementSpec
+
+    return MeasurementSpec(warmup_runs=args.warmup, runs=args.runs, threads=args.threads, runs_per_sample=args.runs_per_sample)
+
+
+def _farm(args: argparse.Namespace) -> Any:
+    from farm.client import Farm
+
+    return Farm.connect(args.address) if args.address else Farm.local(kinds=[args.kind])
+
+
+def _progress(total: int, description: str) -> tuple[Any, Any]:
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=description, unit="item", file=sys.stderr)
+
+    def update(report: Any) -> None:
+        bar.n = report.total
+        bar.set_postfix(done=report.done, skipped=report.skipped, failed=len(report.failed), refresh=False)
+        bar.refresh()
+
+    return bar, update
+
+
+def _report_failures(report: Any) -> int:
+    for task, why in report.failed:
+        print(f"failed: {task.item_kind} {task.item} at {task.resolution}px: {why}", file=sys.stderr)
+    for device in report.quarantined:
+        print(f"quarantined: {device}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    from farm.store import Store
+    from farm.tables import block_tasks, build_tables
+
+    spec = _spec(args)
+    total = len(block_tasks(args.space, width=args.width, resolutions=args.resolution))  # validates the setting first
+    with Store(args.db) as store, _farm(args) as farm:
+        bar, update = _progress(total, f"{args.kind} blocks")
+        try:
+            report = build_tables(
+                farm,
+                store,
+                space=args.space,
+                width=args.width,
+                resolutions=args.resolution,
+                kind=args.kind,
+                spec=spec,
+                on_progress=update,
+            )
+        finally:
+            bar.close()
+    print(
+        f"{report.done} measured, {report.skipped} already in {args.db}, {len(report.failed)} failed; per device: {report.per_device}"
+    )
+    return _report_failures(report)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from farm.crossval import cross_validated
+    from farm.store import Store
+    from farm.tables import validate_tables
+
+    spec = _spec(args)
+    with Store(args.db) as store:
+        with _farm(args) as farm:
+            bar, update = _progress(args.n, f"{args.kind} networks")
+            try:
+                outcome = validate_tables(
+                    farm, store, space=args.space, width=args.width, resolution=args.resolution, kind=args.kind, n=args.n,
+                    spec=spec, seed=args.seed, on_progress=update,
+                )  # fmt: skip
+            finally:
+                bar.close()
+        results = cross_validated(
+            store,
+            kind=args.kind,
+            space=args.space,
+            width=args.width,
+            resolution=args.resolution,
+            spec=spec,
+            archs=outcome.archs,
+            plot=args.plot,
+        )
+    if args.json:
+        print_json(results[0] if len(results) == 1 else results)
+    else:
+        for result in results:
+            print(f"table {result['table']}")
+            print(
+                f"  n={result['n']}: within 5% {result['within_5pct']:.0%}, within 10% {result['within_10pct']:.0%}, "
+                f"MAPE {result['mape']:.1%}, Kendall tau {result['kendall_tau']:.3f} (calibrated, 2-fold cross-fitted)"
+            )
+            raw = result["uncalibrated"]
+            print(
+                f"  uncalibrated sum: within 10% {raw['within_10pct']:.0%}, MAPE {raw['mape']:.1%}, Kendall tau {raw['kendall_tau']:.3f}"
+            )
+    return _report_failures(outcome.report)
+
+
+def _tau(value: float | None) -> str:
+    return "undefined (constant latencies)" if value is None else f"{value:.3f}"
+
+
+def _import_ofa(args: argparse.Namespace) -> int:
+    from farm.ofa_lut import import_ofa_yaml
+    from farm.store import Store
+
+    with Store(args.db) as store:
+        imported = import_ofa_yaml(store, args.files, device=args.device, replace=args.replace)
+    for item in imported:
+        print(f"imported {item}")
+    return 0
+
+
+def _export_ofa(args: argparse.Namespace) -> int:
+    from farm.ofa_lut import export_ofa_yaml
+    from farm.store import Store
+
+    with Store(args.db, create=False) as store:
+        for path in export_ofa_yaml(store, args.out, device=args.device):
+            print(f"wrote {path}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from farm.errors import FarmError
+    from farm.lut import LutPredictor
+    from farm.store import Store
+
+    with Store(args.db, create=False) as store:
+        tables = [
+            t for t in store.tables(device=args.device, space=args.space, resolution=args.resolution, width=args.width)
+            if args.fingerprint is None or t.fingerprint == args.fingerprint
+        ]  # fmt: skip
+        if not tables:
+            known = "; ".join(t.label() for t in store.tables()) or "none"
+            raise FarmError(
+                f"no {args.space} table for device {args.device!r} at {args.resolution}px in {args.db}; tables: {known}"
+            )
+        if len(tables) > 1:
+            raise FarmError(
+                f"{len(tables)} tables match device {args.device!r} at {args.resolution}px: "
+                + "; ".join(t.label() for t in tables)
+                + " -- choose one with --fingerprint (or --width)"
+            )
+        predictor = LutPredictor(store, tables[0])
+        archs = read_arch_args(args.archs)
+        estimates = predictor.predict_with_std(archs)
+        calibrated = predictor.calibration is not None
+    rows = [
+        {"arch": arch, "latency_ms": round(ms, 4), "std_ms": round(std, 4), "calibrated": calibrated}
+        for arch, (ms, std) in zip(archs, estimates, strict=True)
+    ]
+    if args.json:
+        print_json(rows)
+    else:
+        print_table(
+            ["arch", "latency (ms)", "+-std"],
+            [[r["arch"], f"{r['latency_ms']:.3f}", f"{r['std_ms']:.3f}"] for r in rows],
+            align_right=[False, True, True],
+        )
+    return 0

@@ -1,0 +1,110 @@
+"""The farm on a real local Ray: device actors on stand-in phones (real ADB wire protocol), real SQLite.
+
+Ray runs on 127.0.0.2 (loopback) with authentication disabled for the test cluster.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from agents import AgentsConfig, MeasurementSpec  # noqa: E402
+from agents.config import AdbConfig  # noqa: E402
+from agents.testing.adb_standin import AdbStandinServer, StandinDevice  # noqa: E402
+from farm.actors import NAMESPACE  # noqa: E402
+from farm.client import Farm  # noqa: E402
+from farm.scheduler import JobReport  # noqa: E402
+from farm.store import Store  # noqa: E402
+from farm.tables import block_tasks, measure_tasks  # noqa: E402
+
+SPEC = MeasurementSpec(warmup_runs=1, runs=3)
+
+
+@pytest.fixture(autouse=True)
+def _loopback_ray(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    monkeypatch.setenv("NAG_RAY_NODE_IP", "127.0.0.2")
+
+
+@pytest.fixture
+def phones(tmp_path: Path) -> Iterator[tuple[AdbStandinServer, dict[str, StandinDevice]]]:
+    devices = {s: StandinDevice(serial=s, root=tmp_path / s) for s in ("phone-a", "phone-b", "phone-c")}
+    with AdbStandinServer(devices.values()) as server:
+        yield server, devices
+
+
+def _farm(server: AdbStandinServer, cache: Path) -> Farm:  # cache: exported models, shared by the tests
+    return Farm.local(
+        kinds=["adb-litert"], config=AgentsConfig(adb=AdbConfig(port=server.port), local=False), cache_dir=str(cache)
+    )
+
+
+def _tasks(n: int) -> list:
+    return block_tasks("ofa-mbv3", width=1.2, resolutions=[64])[:n]
+
+
+def test_killed_device_actor_loses_and_duplicates_nothing(
+    phones: tuple[AdbStandinServer, dict[str, StandinDevice]], tmp_path: Path
+) -> None:
+    server, _ = phones
+    tasks = _tasks(12)
+    killed: list[str] = []
+
+    def kill_one(report: JobReport) -> None:
+        if report.done >= 3 and not killed:
+            ray.kill(ray.get_actor("device-adb-litert:phone-b", namespace=NAMESPACE))
+            killed.append("adb-litert:phone-b")
+
+    with Store(tmp_path / "tables.db") as store, _farm(server, tmp_path / "cache") as farm:
+        assert sorted(d.device_id for d in farm.devices()) == ["adb-litert:phone-a", "adb-litert:phone-b", "adb-litert:phone-c"]
+        report = measure_tasks(farm, store, tasks, kind="adb-litert", spec=SPEC, description="test", on_progress=kill_one)
+        tables = store.tables(device="adb-litert")
+        assert len(tables) == 1  # three identical phones: one fingerprint, one table
+        rows = store.rows(tables[0], "block")
+        status = farm.status()
+    assert killed and report.failed == [] and report.done == 12
+    assert "adb-litert:phone-b" in report.quarantined
+    assert sorted(r.item for r in rows) == sorted(t.item for t in tasks)  # every entry once
+    assert {r.device_id for r in rows} >= {"adb-litert:phone-a", "adb-litert:phone-c"}
+    health = {d["device_id"]: d["health"] for d in status["devices"]}
+    assert health["adb-litert:phone-b"] != "ok" and health["adb-litert:phone-a"] == "ok"
+    assert status["jobs"][0]["done"] == 12 and status["jobs"][0]["state"] == "done"
+
+
+def test_failing_phone_is_quarantined_and_its_work_goes_elsewhere(
+    phones: tuple[AdbStandinServer, dict[str, StandinDevice]], tmp_path: Path
+) -> None:
+    server, devices = phones
+    devices["phone-c"].fault = "garbage"  # benchmark_model prints no timings: a parse error every time
+    tasks = _tasks(8)
+    with Store(tmp_path / "tables.db") as store, _farm(server, tmp_path / "cache") as farm:
+        report = measure_tasks(farm, store, tasks, kind="adb-litert", spec=SPEC, description="test")
+        rows = store.rows(store.tables(device="adb-litert")[0], "block")
+        rerun = measure_tasks(farm, store, tasks, kind="adb-litert", spec=SPEC, description="rerun")
+    assert report.quarantined == ["adb-litert:phone-c"] and report.failed == [] and report.done == 8
+    assert "adb-litert:phone-c" not in {r.device_id for r in rows} and len(rows) == 8
+    assert rerun.skipped == 8 and rerun.done == 0  # resumable: nothing measured twice
+
+
+def test_no_device_of_the_kind_is_a_clear_error(tmp_path: Path) -> None:
+    from farm.errors import FarmError
+
+    with (
+        _farm_without_devices(tmp_path) as farm,
+        Store(tmp_path / "t.db") as store,
+        pytest.raises(FarmError, match="no healthy adb-litert device"),
+    ):
+        measure_tasks(farm, store, _tasks(1), kind="adb-litert", spec=SPEC, description="x")
+
+
+def _farm_without_devices(tmp_path: Path) -> Farm:
+    return Farm.local(kinds=["ort-cpu"], config=AgentsConfig(adb=None), cache_dir=str(tmp_path / "cache"))
+
+
+def test_env_is_loopback() -> None:
+    assert os.environ["NAG_RAY_NODE_IP"] == "127.0.0.2"

@@ -128,9 +128,15 @@ class Farm:
 
     @classmethod
     def connect(cls, address: str) -> Farm:
-        """Join the lab cluster at ``address`` (``HEAD:PORT`` or ``ray://...``)."""
+        """Join the lab cluster at ``address`` (``HEAD:PORT`` or ``ray://...``) as a driver.
+
+        ``$NAG_RAY_NODE_IP`` names this machine's node address where it has several (tests: loopback ones).
+        """
+        init: dict[str, Any] = {"address": address, "namespace": NAMESPACE, "log_to_driver": False}
+        if os.environ.get("NAG_RAY_NODE_IP"):
+            init["_node_ip_address"] = os.environ["NAG_RAY_NODE_IP"]
         try:
-            ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+            ray.init(**init)
         except ConnectionError as exc:
             raise FarmError(f"cannot reach a Ray cluster at {address!r}: {exc}; is 'ray start --head' running there?") from exc
         return cls(started_ray=False)

@@ -148,7 +148,10 @@ def _start(args: argparse.Namespace) -> int:
 
     from farm.client import start_device_actors
 
-    ray.init(address=args.address, namespace="nag-farm", log_to_driver=False)
+    init: dict[str, Any] = {"address": args.address, "namespace": "nag-farm", "log_to_driver": False}
+    if args.node_ip_address:
+        init["_node_ip_address"] = args.node_ip_address
+    ray.init(**init)
     try:
         records = start_device_actors(report.devices, config)
     finally:

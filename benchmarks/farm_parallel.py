@@ -20,12 +20,12 @@ from pathlib import Path
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("NAG_RAY_NODE_IP", "127.0.0.2")
 
-from agents import AgentsConfig, MeasurementSpec  # noqa: E402
-from farm.client import Farm  # noqa: E402
-from farm.store import Store  # noqa: E402
-from farm.tables import block_tasks, measure_tasks  # noqa: E402
-from farm.worker import task_blocks  # noqa: E402
-from nag.space.export import cached_export  # noqa: E402
+from agents import AgentsConfig, MeasurementSpec
+from farm.client import Farm
+from farm.store import Store
+from farm.tables import block_tasks, measure_tasks
+from farm.worker import task_blocks
+from nag.space.export import cached_export
 
 KIND = "agents.testing.sleep:SleepAgent"
 

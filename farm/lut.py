@@ -2,7 +2,8 @@
 
 ``LutPredictor(store, table)`` prices any architecture of the table's space at the table's width and
 resolution: the sum, over ``space.blocks(arch, ...)``, of each block's median (or mean) in the table,
-then ``a + b * sum`` when the table has a calibration. It satisfies :class:`nag.latency.LatencyPredictor`.
+then ``a + b * sum`` when the table has a calibration (within the range of sums it was fitted on; beyond it,
+a negative offset is not extrapolated below it, so that no prediction falls to zero or below). It satisfies :class:`nag.latency.LatencyPredictor`.
 
 Calibration. A block table misses what only a whole network has (the runtime's per-inference overhead,
 fusion across block boundaries, caches warmed by the previous block), so table sums are biased, mostly by
@@ -65,6 +66,8 @@ class Calibration:
     outliers: int  # of those, the ones down-weighted (relative residual beyond HUBER_K robust stds)
     method: str  # "huber-relative" or "least-squares-relative"
     statistic: str  # block statistic of the table sums ("median" or "mean"); a predictor must use the same
+    sum_min_ms: float  # range of the table sums it was fitted on (a negative offset is not extrapolated below it)
+    sum_max_ms: float
 
     def __post_init__(self) -> None:
         for name in ("offset_ms", "scale", "residual_rel_std"):
@@ -77,9 +80,26 @@ class Calibration:
             )
         if self.statistic not in STATISTICS:
             raise CalibrationError(f"calibration statistic must be one of {', '.join(STATISTICS)}, got {self.statistic!r}")
+        if (
+            not (0 < self.sum_min_ms <= self.sum_max_ms)
+            or min(self.offset_ms + self.scale * end for end in (self.sum_min_ms, self.sum_max_ms)) <= 0
+        ):
+            raise CalibrationError(
+                f"calibration {self.offset_ms:.4g} ms + {self.scale:.4g} x sum is not positive over its fitted range "
+                f"[{self.sum_min_ms:.4g}, {self.sum_max_ms:.4g}] ms; the network measurements disagree with the table: "
+                "re-measure them with 'nag table validate'"
+            )
 
     def apply(self, table_sum_ms: float) -> float:
-        """The calibrated latency of a network whose table sum is ``table_sum_ms``."""
+        """The calibrated latency of a network whose table sum is ``table_sum_ms``.
+
+        ``a + b * sum``, except below the fitted range of sums when the offset is negative (the table
+        over-counts a per-block overhead): extrapolating that line toward small networks would reach zero,
+        so the ratio at the low end of the range is applied instead, ``sum * (a + b * low) / low``, which
+        stays positive. (With ``b > 0`` and a line positive over the range, nothing else can go negative.)
+        """
+        if self.offset_ms < 0 and table_sum_ms < self.sum_min_ms:
+            return table_sum_ms * (self.offset_ms + self.scale * self.sum_min_ms) / self.sum_min_ms
         return self.offset_ms + self.scale * table_sum_ms
 
     def to_dict(self) -> dict[str, Any]:
@@ -165,7 +185,7 @@ def fit_calibration(
     outliers = sum(1 for r in residuals if abs(r) > HUBER_K * spread) if method == "huber" else 0
     return Calibration(
         offset_ms=offset, scale=scale, residual_rel_std=spread, n=len(x), outliers=outliers,
-        method=f"{method}-relative", statistic=statistic,
+        method=f"{method}-relative", statistic=statistic, sum_min_ms=min(x), sum_max_ms=max(x),
     )  # fmt: skip
 
 

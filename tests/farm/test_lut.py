@@ -305,3 +305,15 @@ def test_validate_figures_and_plot(tmp_path: Path) -> None:
         [104.0, 92.0, 200.0, 50.0], [100.0, 100.0, 200.0, 40.0], tmp_path / "plots" / "lut.png", title="ort-cpu 224"
     )
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+def test_a_negative_offset_is_not_extrapolated_below_zero() -> None:
+    # Block tables over-count a per-block overhead: measured = 0.9 x sum - 1 ms over sums of 10..20 ms.
+    sums = [10.0, 12.0, 14.0, 16.0, 18.0, 20.0]
+    calibration = fit_calibration(sums, [0.9 * s - 1.0 for s in sums], method="least-squares")
+    assert calibration.offset_ms == pytest.approx(-1.0) and calibration.scale == pytest.approx(0.9)
+    assert calibration.apply(15.0) == pytest.approx(12.5)  # the line inside the fitted range
+    assert calibration.apply(0.5) == pytest.approx(0.5 * 8.0 / 10.0)  # the line would give -0.55 ms
+    assert all(calibration.apply(s) > 0 for s in (0.01, 0.1, 1.0, 5.0, 100.0))
+    with pytest.raises(CalibrationError, match="not positive over its fitted range"):
+        Calibration.from_dict({**calibration.to_dict(), "offset_ms": -50.0})

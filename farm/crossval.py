@@ -4,7 +4,9 @@ cross-fitted (each network's calibrated prediction comes from a calibration fitt
 For every table of a kind at a setting that holds both blocks and the validated networks: the
 uncalibrated table sums, a K-fold cross-fitted calibrated prediction (K = min(5, n)), their error
 statistics (:func:`farm.validation.validate`), and finally the calibration fitted on all networks, stored
-with the table for later predictions. Needs at least 4 networks for the calibrated figures.
+with the table for later predictions. Needs at least 4 networks for the calibrated figures. Where no sane
+calibration can be fitted (too few or too noisy networks), the result says so (``calibrated: false``,
+``calibration_error``), its figures are the uncalibrated sums', and any old calibration is removed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from agents import MeasurementSpec
+from farm.errors import CalibrationError
 from farm.lut import LutPredictor, calibrate, fit_calibration, network_latencies
 from farm.store import Store, TableKey
 from farm.validation import plot_validation, validate
@@ -67,22 +70,21 @@ def cross_validated(
             continue
         sums = [predictor.table_sum_ms(a) for a in names]
         measured = [measured_all[a] for a in names]
-        fitted = cross_fitted_predictions(sums, measured, statistic=predictor.statistic)
-        report = validate(fitted, measured).to_dict()
-        calibration = calibrate(store, table, statistic=predictor.statistic, networks=dict(zip(names, measured, strict=True)))
+        uncalibrated = validate(sums, measured).to_dict()
+        try:
+            fitted = cross_fitted_predictions(sums, measured, statistic=predictor.statistic)
+            calibration = calibrate(store, table, statistic=predictor.statistic, networks=dict(zip(names, measured, strict=True)))
+        except CalibrationError as exc:  # e.g. networks too noisy to fit: report the raw sums, say why, store nothing
+            store.delete_calibration(table)
+            result = {**uncalibrated, "calibrated": False, "calibration": None, "calibration_error": str(exc)}
+            fitted = sums
+        else:
+            result = {**validate(fitted, measured).to_dict(), "calibrated": True, "calibration": calibration.to_dict()}
         if plot is not None:
             target = Path(plot) if len(tables) == 1 else Path(plot).with_stem(f"{Path(plot).stem}-{table.fingerprint}")
-            plot_validation(
-                fitted, measured, target, title=f"{kind} at {resolution}px: LUT (calibrated, cross-fitted) vs measured"
-            )
-        results.append(
-            {
-                **report,
-                "table": _describe(table),
-                "uncalibrated": validate(sums, measured).to_dict(),
-                "calibration": calibration.to_dict(),
-            }
-        )
+            how = "calibrated, cross-fitted" if result["calibrated"] else "uncalibrated"
+            plot_validation(fitted, measured, target, title=f"{kind} at {resolution}px: LUT ({how}) vs measured")
+        results.append({**result, "table": _describe(table), "uncalibrated": uncalibrated})
     if not results:
         raise FarmError(
             f"no {kind} table at {resolution}px holds blocks and at least {MIN_NETWORKS} of the validated networks; "

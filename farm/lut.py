@@ -37,15 +37,16 @@ import statistics
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 
-from farm.errors import CalibrationError, MissingBlockError, TableNotFoundError
+from farm.errors import CalibrationError, MissingBlockError, TableAmbiguousError, TableNotFoundError
 from farm.ofa_lut import OFA_RUNTIME
 from farm.store import Row, Store, TableKey
 from nag.errors import SettingError
 from nag.space import get_space
 
-__all__ = ["Calibration", "LutPredictor", "Statistic", "calibrate", "fit_calibration", "network_latencies"]
+__all__ = ["Calibration", "LutPredictor", "Statistic", "calibrate", "fit_calibration", "network_latencies", "select_table"]
 
 Statistic = Literal["median", "mean"]
 STATISTICS = ("median", "mean")
@@ -233,6 +234,37 @@ class LutPredictor:
             )
 
     # -- description ------------------------------------------------------------------------------
+    # -- a portable copy (for run directories) ----------------------------------------------------------
+    KIND: ClassVar[str] = "farm.lut:LutPredictor"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything the predictor uses, JSON-ready: it predicts the same without the store (run directories)."""
+        return {
+            "kind": self.KIND,
+            "table": self._table.to_dict(),
+            "requested_statistic": self._requested,
+            "statistic": self._statistic,
+            "values_ms": dict(self._values),
+            "std_errors_ms": dict(self._std_errors),
+            "calibration": None if self._calibration is None else self._calibration.to_dict(),
+            "store": str(self._store_path),
+        }
+
+    @classmethod
+    def from_dict(cls, value: Mapping[str, Any]) -> LutPredictor:
+        if value.get("kind") != cls.KIND:
+            raise CalibrationError(f"not a LUT predictor: kind {value.get('kind')!r}, expected {cls.KIND!r}")
+        predictor = cls.__new__(cls)
+        predictor._table = TableKey(**value["table"])
+        predictor._space = get_space(predictor._table.space)
+        predictor._store_path = Path(value["store"])
+        predictor._requested = value["requested_statistic"]
+        predictor._statistic = value["statistic"]
+        predictor._values = {str(k): float(v) for k, v in value["values_ms"].items()}
+        predictor._std_errors = {str(k): float(v) for k, v in value["std_errors_ms"].items()}
+        predictor._calibration = None if value["calibration"] is None else Calibration.from_dict(value["calibration"])
+        return predictor
+
     @property
     def space(self) -> str:
         return self._table.space
@@ -310,6 +342,28 @@ class LutPredictor:
     def predict_ms(self, archs: Sequence[Any]) -> list[float]:
         """Latency in ms of each architecture, in order: the table sum, calibrated when the table has a calibration."""
         return [latency for latency, _ in self.predict_with_std(archs)]
+
+
+def select_table(
+    store: Store, *, device: str, space: str, resolution: int, width: float | None = None, fingerprint: str | None = None
+) -> TableKey:
+    """The one table of ``device`` at the setting (and ``fingerprint``, when given); typed errors list the others."""
+    tables = [
+        t for t in store.tables(device=device, space=space, resolution=resolution, width=width)
+        if fingerprint is None or t.fingerprint == fingerprint
+    ]  # fmt: skip
+    if not tables:
+        known = "; ".join(t.label() for t in store.tables()) or "none"
+        raise TableNotFoundError(
+            f"no {space} table for device {device!r} at {resolution}px in {store.path} (build one with 'nag table build'); "
+            f"tables there: {known}"
+        )
+    if len(tables) > 1:
+        raise TableAmbiguousError(
+            f"{len(tables)} tables match device {device!r} at {resolution}px: {'; '.join(t.label() for t in tables)}; "
+            "choose one with --fingerprint (or --width)"
+        )
+    return tables[0]
 
 
 def calibrate(

@@ -204,27 +204,19 @@ def _export_ofa(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from farm.errors import FarmError
-    from farm.lut import LutPredictor
+    from farm.lut import LutPredictor, select_table
     from farm.store import Store
 
     with Store(args.db, create=False) as store:
-        tables = [
-            t for t in store.tables(device=args.device, space=args.space, resolution=args.resolution, width=args.width)
-            if args.fingerprint is None or t.fingerprint == args.fingerprint
-        ]  # fmt: skip
-        if not tables:
-            known = "; ".join(t.label() for t in store.tables()) or "none"
-            raise FarmError(
-                f"no {args.space} table for device {args.device!r} at {args.resolution}px in {args.db}; tables: {known}"
-            )
-        if len(tables) > 1:
-            raise FarmError(
-                f"{len(tables)} tables match device {args.device!r} at {args.resolution}px: "
-                + "; ".join(t.label() for t in tables)
-                + " -- choose one with --fingerprint (or --width)"
-            )
-        predictor = LutPredictor(store, tables[0])
+        table = select_table(
+            store,
+            device=args.device,
+            space=args.space,
+            resolution=args.resolution,
+            width=args.width,
+            fingerprint=args.fingerprint,
+        )
+        predictor = LutPredictor(store, table)
         archs = read_arch_args(args.archs)
         estimates = predictor.predict_with_std(archs)
         calibrated = predictor.calibration is not None

@@ -55,21 +55,33 @@ def test_ray_up_and_down_against_sshd_on_loopback(tmp_path: Path) -> None:
         config_path.write_text(yaml.safe_dump(config))
         env = {**os.environ, "RAY_AUTH_MODE": "disabled", "HOME": str(tmp_path)}  # ray up keeps its state under ~
         try:
-            up = subprocess.run([*ray_cli.split(), "up", str(config_path), "--yes", "--no-config-cache"], capture_output=True, text=True, timeout=600, env=env)
+            up = subprocess.run(
+                [*ray_cli.split(), "up", str(config_path), "--yes", "--no-config-cache"],
+                capture_output=True,
+                text=True,
+                timeout=600,
+                env=env,
+            )
             assert up.returncode == 0, (up.stdout + up.stderr)[-4000:]
             assert (Path("/tmp/nag-ray-up-test/project") / "scheduler.py").exists()  # synced by rsync through SSH
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
-                status = subprocess.run([*ray_cli.split(), "status", f"--address=127.0.0.2:{gcs_port}"], capture_output=True, text=True, env=env)
+                status = subprocess.run(
+                    [*ray_cli.split(), "status", f"--address=127.0.0.2:{gcs_port}"], capture_output=True, text=True, env=env
+                )
                 if status.returncode == 0:
                     break
                 time.sleep(1)
             assert status.returncode == 0, status.stderr[-2000:]
             assert "Active:" in status.stdout
             assert "Accepted publickey" in sshd.log()
-            down = subprocess.run([*ray_cli.split(), "down", str(config_path), "--yes"], capture_output=True, text=True, timeout=300, env=env)
+            down = subprocess.run(
+                [*ray_cli.split(), "down", str(config_path), "--yes"], capture_output=True, text=True, timeout=300, env=env
+            )
             assert down.returncode == 0, (down.stdout + down.stderr)[-3000:]
-            gone = subprocess.run([*ray_cli.split(), "status", f"--address=127.0.0.2:{gcs_port}"], capture_output=True, text=True, env=env)
+            gone = subprocess.run(
+                [*ray_cli.split(), "status", f"--address=127.0.0.2:{gcs_port}"], capture_output=True, text=True, env=env
+            )
             assert gone.returncode != 0  # ray down stopped the head
         finally:
             subprocess.run([*ray_cli.split(), "stop", "--force"], capture_output=True, env=env)

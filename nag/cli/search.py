@@ -1,0 +1,303 @@
+"""``nag search`` (train PNAG, write a run directory) and ``nag generate`` (architectures for budgets).
+
+Nothing heavy is imported here: torch and ray load inside the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from nag.cli._common import print_json, print_table
+
+__all__ = ["register"]
+
+ACCURACY_FORMS = (
+    "ofa-predictor:PATH (OFA's acc_predictor.pth), table:FILE (a table with an accuracy column) "
+    "or supernet:CKPT (with --data DIR|digits)"
+)
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``search`` and ``generate`` commands to the ``nag`` parser's subparsers."""
+    search = subparsers.add_parser("search", help="train PNAG on a table (or an accuracy source) and write a run directory")
+    data = search.add_argument_group("data")
+    data.add_argument("--space", default="ofa-mbv3", help="search space name (default: %(default)s)")
+    data.add_argument("--table", help="CSV, Parquet or PNAG JSON table of architectures with latency (ms) and accuracy")
+    data.add_argument("--arch-column", default="arch", help="architecture column (default: %(default)s)")
+    data.add_argument("--latency-column", default="latency_ms", help="latency column, milliseconds (default: %(default)s)")
+    data.add_argument(
+        "--accuracy-column", default="accuracy", help="accuracy column, fractions or percent (default: %(default)s)"
+    )
+    data.add_argument(
+        "--device", default="mobile", choices=("mobile", "cpu", "gpu"), help="PNAG JSON: whose latency (default: %(default)s)"
+    )
+    data.add_argument("--width-key", default=None, help="PNAG JSON: the width entry, e.g. w1.2 (default: the only one)")
+    data.add_argument("--accuracy", default=None, metavar="SPEC", help=f"label architectures with {ACCURACY_FORMS}")
+    data.add_argument("--resolution", type=int, default=224, help="input resolution for ofa-predictor (default: %(default)s)")
+    data.add_argument(
+        "--num-archs", type=int, default=16000, help="with an accuracy predictor: architectures to sample (default: %(default)s)"
+    )
+    data.add_argument("--db", default=None, help="farm latency store: latency from its block table for --kind")
+    data.add_argument("--kind", default=None, help="with --db: the table's device name (the agent kind, e.g. adb-litert)")
+    data.add_argument("--width", type=float, default=1.2, help="with --db: the table's width multiplier (default: %(default)s)")
+    data.add_argument("--fingerprint", default=None, help="with --db: choose among tables of several device fingerprints")
+    data.add_argument("--data", default=None, help="with --accuracy supernet:CKPT: an image folder (ImageNet layout) or 'digits'")
+    data.add_argument(
+        "--data-resolution", type=int, default=None, help="supernet data resolution (default: 32 for digits, else --resolution)"
+    )
+    method = search.add_argument_group("method (defaults follow the paper; see nag/search/config.py)")
+    method.add_argument(
+        "--budgets", type=int, default=10, metavar="K", help="number of training budgets K (default: %(default)s)"
+    )
+    method.add_argument(
+        "--seed", type=int, default=0, help="seed of the split, the networks and all sampling (default: %(default)s)"
+    )
+    method.add_argument("--loss", choices=("hinge", "logistic"), default="hinge", help="ranking loss phi (default: %(default)s)")
+    method.add_argument(
+        "--baseline", choices=("ema", "batch", "none"), default="ema", help="REINFORCE baseline (default: %(default)s)"
+    )
+    method.add_argument(
+        "--budget-input", choices=("every", "first"), default="every", help="feed the budget at every step or first only"
+    )
+    method.add_argument("--no-mask", action="store_true", help="count unused slots in log-prob and entropy (published code)")
+    method.add_argument("--no-reward-norm", action="store_true", help="do not divide each budget's advantages by its reward std")
+    method.add_argument(
+        "--outside", choices=("clamp", "extrapolate", "error"), default="clamp", help="budgets outside the trained range"
+    )
+    method.add_argument("--evaluator-steps", type=int, default=None, help="evaluator minibatches (default: 3000)")
+    method.add_argument("--generator-iterations", type=int, default=None, help="REINFORCE iterations (default: 800)")
+    method.add_argument(
+        "--archs-per-budget", type=int, default=None, help="N architectures per budget per iteration (default: 16)"
+    )
+    run = search.add_argument_group("running")
+    run.add_argument("--out", required=True, help="run directory to write")
+    run.add_argument("--tune", action="store_true", help="run trials (seeds x entropy weights) as Ray Tune trials; keep the best")
+    run.add_argument("--trials", type=int, default=2, help="with --tune: seeds SEED..SEED+N-1 (default: %(default)s)")
+    run.add_argument("--entropy-weights", type=float, nargs="+", default=None, help="with --tune: lambda values (default: 1e-3)")
+    run.add_argument(
+        "--ray-address", default=None, help="a Ray cluster to use (implies Tune trials unless --rollout-workers is given)"
+    )
+    run.add_argument(
+        "--rollout-workers", type=int, default=0, help="Ray actors sampling rollouts (needs --ray-address; default: 0)"
+    )
+    run.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s; the networks are small)")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    search.set_defaults(handler=_search)
+
+    generate = subparsers.add_parser("generate", help="infer the best architecture for each latency budget from a run directory")
+    generate.add_argument("--run", required=True, help="run directory written by 'nag search'")
+    generate.add_argument(
+        "--budget", type=float, action="append", required=True, metavar="MS", help="latency budget in ms (repeat)"
+    )
+    generate.add_argument("--json", action="store_true", help="print a JSON list, one object per budget in order")
+    generate.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
+    generate.add_argument(
+        "--candidates", type=int, default=None, help="architectures sampled per round (default: the run's, 100)"
+    )
+    generate.set_defaults(handler=_generate)
+
+
+def _accuracy_source(args: argparse.Namespace) -> Any:
+    from nag.errors import SettingError
+
+    kind, _, target = str(args.accuracy).partition(":")
+    if not target:
+        raise SettingError(f"--accuracy {args.accuracy!r}: expected {ACCURACY_FORMS}")
+    if kind == "ofa-predictor":
+        from nag.accuracy.ofa_predictor import OFAAccuracyPredictor
+
+        return OFAAccuracyPredictor(target, resolution=args.resolution, space=args.space)
+    if kind == "table":
+        from nag.accuracy.table import TableAccuracySource
+
+        return TableAccuracySource(_load(args, target, require_accuracy=True))
+    if kind == "supernet":
+        if args.data is None:
+            raise SettingError("--accuracy supernet:CKPT needs --data DIR|digits (the images its subnets are evaluated on)")
+        from nag.accuracy.supernet import DataSpec, SupernetAccuracy
+
+        resolution = args.data_resolution or (32 if args.data == "digits" else args.resolution)
+        return SupernetAccuracy(target, DataSpec(source=args.data, resolution=resolution), cache=f"{args.out}.accuracy.csv")
+    raise SettingError(f"--accuracy kind {kind!r} is unknown; expected {ACCURACY_FORMS}")
+
+
+def _farm_latency(args: argparse.Namespace) -> Any:
+    """The farm's block-table predictor for --kind at --resolution/--width in --db (one table, or a clear error)."""
+    from farm.lut import LutPredictor, select_table
+    from farm.store import Store
+
+    with Store(args.db, create=False) as store:
+        table = select_table(
+            store, device=args.kind, space=args.space, resolution=args.resolution, width=args.width, fingerprint=args.fingerprint
+        )
+        predictor = LutPredictor(store, table)
+    calibrated = " (calibrated)" if predictor.calibration else " (uncalibrated)"
+    print(f"latency from table {table.label()}{calibrated}", file=sys.stderr)
+    return predictor
+
+
+def _load(args: argparse.Namespace, path: str, *, require_accuracy: bool) -> Any:
+    from nag.data import load_table
+
+    table = load_table(
+        path,
+        space=args.space,
+        arch_column=args.arch_column,
+        latency_column=args.latency_column,
+        accuracy_column=args.accuracy_column,
+        device=args.device,
+        width_key=args.width_key,
+        require_accuracy=require_accuracy,
+    )
+    print(f"read {table.describe()}", file=sys.stderr)
+    return table
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from nag.search.config import SearchConfig
+
+    changes: dict[str, Any] = {
+        "space": args.space,
+        "num_budgets": args.budgets,
+        "seed": args.seed,
+        "outside": args.outside,
+        "rollout_workers": args.rollout_workers,
+        "evaluator__loss": args.loss,
+        "generator__baseline": args.baseline,
+        "generator__budget_input": args.budget_input,
+        "generator__mask_unused": not args.no_mask,
+        "generator__normalize_rewards": not args.no_reward_norm,
+    }
+    for option, key in (
+        ("evaluator_steps", "evaluator__steps"),
+        ("generator_iterations", "generator__iterations"),
+        ("archs_per_budget", "generator__archs_per_budget"),
+    ):
+        if getattr(args, option) is not None:
+            changes[key] = getattr(args, option)
+    return SearchConfig().replace(**changes)
+
+
+def _search(args: argparse.Namespace) -> int:
+    from nag.errors import SettingError
+
+    if (args.db is None) != (args.kind is None):
+        raise SettingError("--db and --kind go together: the farm store and the table's device name")
+    if args.db is not None:
+        return _search_on_farm_latency(args)
+    if args.table is None and args.accuracy is None:
+        raise SettingError("'nag search' needs --table FILE (and/or --accuracy SPEC with a latency table)")
+    if args.rollout_workers and not args.ray_address:
+        raise SettingError("--rollout-workers needs a Ray cluster: give --ray-address (e.g. auto)")
+    config = _config(args)
+    table = None if args.table is None else _load(args, args.table, require_accuracy=args.accuracy is None)
+    accuracy = None if args.accuracy is None else _accuracy_source(args)
+    tune_options = _tune_options(args)
+    return _run(args, config, table, accuracy, tune_options)
+
+
+def _search_on_farm_latency(args: argparse.Namespace) -> int:
+    """Latency from the farm's table; accuracy from --accuracy, or from --table's accuracy column (its latency
+    column is not used)."""
+    from nag.accuracy.table import TableAccuracySource
+    from nag.errors import SettingError
+
+    if args.accuracy is None and args.table is None:
+        raise SettingError("with --db/--kind, give the accuracy: --accuracy SPEC, or --table FILE with an accuracy column")
+    latency = _farm_latency(args)  # first: a wrong --db fails before any table is read
+    accuracy = (
+        _accuracy_source(args)
+        if args.accuracy is not None
+        else TableAccuracySource(_load(args, args.table, require_accuracy=True))
+    )
+    return _run(args, _config(args), None, accuracy, _tune_options(args), latency=latency)
+
+
+def _tune_options(args: argparse.Namespace) -> Any:
+    from nag.errors import SettingError
+
+    use_tune = args.tune or (args.ray_address is not None and not args.rollout_workers)
+    if not use_tune:
+        return None
+    if args.trials < 1:
+        raise SettingError(f"--trials must be >= 1, got {args.trials}")
+    from nag.search.tuning import TuneOptions
+
+    return TuneOptions(
+        seeds=tuple(range(args.seed, args.seed + args.trials)),
+        entropy_weights=tuple(args.entropy_weights or (1e-3,)),
+        ray_address=args.ray_address,
+    )
+
+
+def _run(args: argparse.Namespace, config: Any, table: Any, accuracy: Any, tune_options: Any, *, latency: Any = None) -> int:
+    from nag.search.api import run_search
+    from nag.search.rundir import load_run
+
+    if args.ray_address and args.rollout_workers:
+        import ray
+
+        ray.init(address=args.ray_address, log_to_driver=False)
+    out = run_search(
+        out=args.out,
+        table=table,
+        config=config,
+        accuracy=accuracy,
+        latency=latency,
+        num_archs=args.num_archs,
+        tune=tune_options,
+        progress=not args.quiet,
+        threads=args.threads,
+        log=lambda message: print(message, file=sys.stderr),
+    )
+    _, metrics = load_run(out)
+    best = metrics["trials"][metrics["best_trial"]]
+    print(
+        f"run directory {out} ({metrics['timings_s']['total']:.0f} s, {len(metrics['trials'])} trial(s), best seed {best['seed']})"
+    )
+    pairwise = best["evaluator"]["heldout_pairwise_accuracy"]
+    print_table(
+        ["budget (ms)", "held-out pairwise acc", "arch", "latency (ms)", "accuracy"],
+        [
+            [
+                f"{float(b):.3f}",
+                f"{a:.3f}",
+                p["arch"],
+                f"{p['latency_ms']:.3f}",
+                f"{p['accuracy']:.4f}" + ("" if p["feasible"] else " (over budget)"),
+            ]
+            for (b, a), p in zip(pairwise.items(), best["picks_at_trained_budgets"], strict=True)
+        ],
+        align_right=[True, True, False, True, True],
+    )
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from nag.search.api import generate
+
+    results = generate(args.run, args.budget, seed=args.seed, candidates=args.candidates)
+    for result in results:
+        if result["note"]:
+            print(f"nag: note: {result['note']}", file=sys.stderr)
+    if args.json:
+        print_json(results)
+        return 0
+    print_table(
+        ["budget (ms)", "arch", "latency (ms)", "accuracy", "interpolated", "time (ms)"],
+        [
+            [
+                f"{r['budget_ms']:g}",
+                r["arch"],
+                f"{r['latency_ms']:.3f}" + ("" if r["feasible"] else " (over budget)"),
+                f"{r['accuracy']:.4f}",
+                "yes" if r["interpolated"] else "no",
+                f"{r['time_ms']:.1f}",
+            ]
+            for r in results
+        ],
+        align_right=[True, False, True, True, False, True],
+    )
+    return 0

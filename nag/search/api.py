@@ -1,0 +1,187 @@
+"""The high-level API the CLI calls: :func:`run_search` writes a run directory, :func:`generate` reads it.
+
+Where the labelled architectures come from:
+
+- a table alone (``table`` with accuracy): its rows are the M architectures, its latencies the costs, and
+  the latency predictor for inference is fitted from its rows (:class:`AdditiveLatencyPredictor`) unless
+  one is given;
+- an accuracy source (``accuracy``): the search labels its own M architectures. A source that knows a
+  finite set of architectures (it has an ``archs`` attribute, as :class:`nag.accuracy.table.TableAccuracySource`)
+  gives those; any other (a predictor, later a supernet) labels ``num_archs`` uniformly sampled ones. Their
+  latencies come from the latency predictor: the one given (e.g. a farm table's), or one fitted from
+  ``table``'s rows (a latency-only table suffices).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nag.accuracy import AccuracySource
+from nag.data import ArchTable
+from nag.errors import SettingError
+from nag.latency import LatencyPredictor
+from nag.search.config import SearchConfig
+from nag.search.inference import infer, warm_up
+from nag.search.model import SearchModel, new_evaluator, new_generator
+from nag.search.prepare import prepare
+from nag.search.rundir import check_storable, load_run, save_run
+from nag.search.training import PreparedData, TrialOutcome, run_trial
+from nag.search.tuning import TuneOptions
+from nag.space import get_space
+
+__all__ = ["generate", "run_search"]
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run with ``threads`` intra-op threads (None: leave as is), restoring the previous count after."""
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _labelled(
+    space_name: str,
+    table: ArchTable | None,
+    accuracy: AccuracySource | None,
+    latency: LatencyPredictor | None,
+    num_archs: int,
+    seed: int,
+) -> tuple[list[str], list[float], list[float], LatencyPredictor, dict[str, Any]]:
+    from nag.latency.additive import AdditiveLatencyPredictor
+
+    space = get_space(space_name)
+    if table is not None and table.space != space.name:
+        raise SettingError(
+            f"the table holds {table.space!r} architectures but the search is over {space.name!r}; pass --space {table.space}"
+        )
+    notes: dict[str, Any] = {"table": None if table is None else table.describe()}
+    if latency is None:
+        if table is None:
+            raise SettingError("a search needs latencies: give a table (--table) or a latency predictor")
+        latency = AdditiveLatencyPredictor.fit(table.archs, table.latency_ms, space=space.name, seed=seed)
+    notes["latency_predictor"] = check_storable(latency)
+    notes["latency_predictor"].pop("terms_ms", None)  # the parameters live in latency.json
+    if accuracy is None:
+        if table is None or table.accuracy is None:
+            raise SettingError(
+                "a search needs accuracies: give a table with an accuracy column, or an accuracy source (--accuracy)"
+            )
+        return list(table.archs), list(table.latency_ms), list(table.accuracy), latency, {**notes, "labels": "table"}
+    known = getattr(accuracy, "archs", None)
+    if known is not None:
+        archs = list(known)
+        notes["labels"] = f"accuracy source's {len(archs)} architectures"
+    else:
+        archs = [space.format(a) for a in space.sample_many(num_archs, seed=seed)]
+        notes["labels"] = f"{num_archs} uniformly sampled architectures (seed {seed}) labelled by the accuracy source"
+    return archs, latency.predict_ms(archs), accuracy.accuracy(archs), latency, notes
+
+
+def _best(outcomes: Sequence[TrialOutcome]) -> int:
+    """Index of the trial with the highest selection score (ties: higher held-out pairwise accuracy)."""
+    keys = [(o.metrics["selection_score"], o.metrics["evaluator"]["heldout_pairwise_accuracy_mean"]) for o in outcomes]
+    return max(range(len(outcomes)), key=lambda i: keys[i])
+
+
+def _model(prepared: PreparedData, config: SearchConfig, outcome: TrialOutcome) -> SearchModel:
+    trial_config = config.replace(seed=outcome.seed, generator__entropy_weight=outcome.entropy_weight)
+    evaluator, generator = (
+        new_evaluator(prepared.layout, trial_config, seed=0),
+        new_generator(prepared.layout, trial_config, seed=0),
+    )
+    evaluator.load_state_dict(outcome.evaluator_state)
+    generator.load_state_dict(outcome.generator_state)
+    evaluator.eval()
+    generator.eval()
+    return SearchModel(
+        prepared.space,
+        prepared.layout,
+        prepared.budgets,
+        evaluator,
+        generator,
+        prepared.surrogate,
+        prepared.latency,
+        trial_config,
+    )
+
+
+def run_search(
+    *,
+    out: str | os.PathLike[str],
+    table: ArchTable | None = None,
+    config: SearchConfig | None = None,
+    accuracy: AccuracySource | None = None,
+    latency: LatencyPredictor | None = None,
+    num_archs: int = 16000,
+    tune: TuneOptions | None = None,
+    progress: bool = False,
+    threads: int | None = 1,
+    log: Callable[[str], None] | None = None,
+) -> Path:
+    """Train a PNAG search and write its run directory to ``out``; returns the directory.
+
+    Without ``tune`` one trial runs in-process (``config.seed``); with it, one Ray Tune trial per
+    (seed, entropy weight), and the best by ``selection_score`` is kept (all trials' metrics are stored).
+    ``threads`` sets torch's intra-op threads for the duration (1 by default: the networks are small, and
+    one thread per process avoids OpenMP contention). Raises :class:`nag.errors.NagError` subclasses.
+    """
+    config = config or SearchConfig()
+    say = log or (lambda _message: None)
+    started = time.perf_counter()
+    with torch_threads(threads):
+        archs, lat, acc, predictor, notes = _labelled(config.space, table, accuracy, latency, num_archs, config.seed)
+        say(f"{len(archs)} labelled architectures ({notes['labels']}); latency predictor: {notes['latency_predictor']}")
+        prepared = prepare(get_space(config.space), archs, lat, acc, config, latency=predictor, progress=progress, notes=notes)
+        say(f"K={prepared.budgets.k} budgets {prepared.budgets.budgets_ms[0]:.3f}..{prepared.budgets.budgets_ms[-1]:.3f} ms")
+        prepared_s = time.perf_counter() - started
+        if tune is None:
+            outcomes = [run_trial(prepared, config, progress=progress)]
+        else:
+            from nag.search.tuning import default_storage, run_tune_trials
+
+            outcomes = run_tune_trials(prepared, config, tune, storage=default_storage(Path(out)))
+        best = _best(outcomes)
+        model = _model(prepared, config, outcomes[best])
+    metrics = {
+        "space": config.space,
+        "data": prepared.notes,
+        "budgets_ms": list(prepared.budgets.budgets_ms),
+        "best_trial": best,
+        "selection": "selection_score = mean accuracy estimate of the inferred architectures at the K trained budgets (0 if infeasible)",
+        "evaluator_heldout_pairwise_accuracy": outcomes[best].metrics["evaluator"]["heldout_pairwise_accuracy"],
+        "trials": [o.metrics for o in outcomes],
+        "timings_s": {"prepare": round(prepared_s, 2), "total": round(time.perf_counter() - started, 2)},
+    }
+    return save_run(out, model, metrics)
+
+
+def generate(
+    run_dir: str | os.PathLike[str],
+    budgets_ms: Sequence[float],
+    *,
+    seed: int = 0,
+    candidates: int | None = None,
+    max_rounds: int | None = None,
+    threads: int | None = 1,
+) -> list[dict[str, Any]]:
+    """One dict per budget, in order: ``budget_ms``, ``arch``, ``latency_ms`` (predicted), ``accuracy``
+    (estimate), ``interpolated``, ``time_ms`` (this budget's inference, loading excluded), ``feasible``,
+    ``outside_trained_range``, ``note``, and the candidate counts (see :class:`nag.search.inference.Generated`).
+    One untimed warm-up pass runs first, so ``time_ms`` is the steady per-budget cost.
+    """
+    with torch_threads(threads):
+        model, _ = load_run(run_dir)
+        warm_up(model)
+        return [g.to_dict() for g in infer(model, budgets_ms, seed=seed, candidates=candidates, max_rounds=max_rounds)]

@@ -1,0 +1,157 @@
+"""The architecture evaluator R(arch | B; w) of PNAG (Sec. 3.3) and its pairwise ranking loss (Eqn. 5).
+
+R is three fully connected layers over the concatenation [architecture encoding, budget embedding]. The
+first layer is linear in the concatenation, so it is evaluated as ``W_a enc + W_b emb + b``: the
+architecture part once per architecture, the budget part once per budget, which scores M architectures
+under K budgets for the cost of M + K first-layer products.
+
+Training minimises Eqn. 5 over minibatches of random architecture pairs, each compared under all K
+budgets: ``phi(d(i, j, B_k) * (R(i | B_k) - R(j | B_k)))`` averaged over the labelled (pair, budget)
+entries, with ``phi`` the hinge ``max(0, 1 - z)`` of the paper or the logistic ``softplus(-z)`` of the
+published code. Pairs without a label (ties, same architecture; see :mod:`nag.search.dominance`) are left
+out; one ordering of each pair suffices, as both give the same term.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from nag.search.budgets import BudgetEmbedding
+from nag.search.config import EvaluatorConfig, RankingLoss
+from nag.search.dominance import dominance_of_pairs
+
+__all__ = ["Evaluator", "RankingData", "pairwise_accuracy", "ranking_loss", "train_evaluator"]
+
+
+@dataclass(frozen=True, eq=False)
+class RankingData:
+    """Labelled architectures for the evaluator, as tensors."""
+
+    encodings: torch.Tensor  # (M, encoding_size) float32
+    latency_ms: torch.Tensor  # (M,) float64, the cost c of Eqn. 6
+    accuracy: torch.Tensor  # (M,) float64, fractions
+    arch_ids: torch.Tensor  # (M,) int64; equal ids are the same architecture (repeated rows)
+
+    def subset(self, index: torch.Tensor) -> RankingData:
+        return RankingData(self.encodings[index], self.latency_ms[index], self.accuracy[index], self.arch_ids[index])
+
+    def __len__(self) -> int:
+        return int(self.encodings.shape[0])
+
+
+class Evaluator(nn.Module):
+    """R(arch | B): FC(enc + emb -> hidden), ReLU, FC(hidden -> hidden), ReLU, FC(hidden -> 1)."""
+
+    def __init__(self, encoding_size: int, num_budgets: int, *, embedding_dim: int = 64, hidden: int = 256) -> None:
+        super().__init__()
+        self.encoding_size = encoding_size
+        self.budget_embedding = BudgetEmbedding(num_budgets, embedding_dim)
+        self.fc1 = nn.Linear(encoding_size + embedding_dim, hidden)
+        self.fc2 = nn.Linear(hidden, hidden)
+        self.fc3 = nn.Linear(hidden, 1)
+
+    def _head(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.fc3(torch.relu(self.fc2(torch.relu(hidden)))).squeeze(-1)
+
+    def score_grid(self, encodings: torch.Tensor, budget_embeddings: torch.Tensor) -> torch.Tensor:
+        """R of every architecture under every budget: ``(M, E)`` x ``(K, D)`` -> ``(M, K)``."""
+        w_arch, w_budget = self.fc1.weight[:, : self.encoding_size], self.fc1.weight[:, self.encoding_size :]
+        arch_part = encodings @ w_arch.T  # (M, H)
+        budget_part = budget_embeddings @ w_budget.T + self.fc1.bias  # (K, H)
+        return self._head(arch_part.unsqueeze(1) + budget_part.unsqueeze(0))
+
+    def score(self, encodings: torch.Tensor, budget_embeddings: torch.Tensor) -> torch.Tensor:
+        """R of architecture i under budget embedding i: ``(n, E)`` x ``(n, D)`` -> ``(n,)``."""
+        return self._head(self.fc1(torch.cat([encodings, budget_embeddings], dim=1)))
+
+    def score_trained(self, encodings: torch.Tensor) -> torch.Tensor:
+        """R under each trained budget: ``(M, E)`` -> ``(M, K)``."""
+        return self.score_grid(encodings, self.budget_embedding.table.weight)
+
+
+def ranking_loss(z: torch.Tensor, labelled: torch.Tensor, kind: RankingLoss) -> torch.Tensor:
+    """Mean of phi(z) over the ``labelled`` entries; phi is the hinge max(0, 1 - z) or softplus(-z)."""
+    phi = torch.relu(1.0 - z) if kind == "hinge" else nn.functional.softplus(-z)
+    count = labelled.sum().clamp(min=1)
+    return (phi * labelled).sum() / count
+
+
+def _sample_pairs(m: int, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    first = torch.randint(m, (n,), generator=generator)
+    second = torch.randint(m - 1, (n,), generator=generator)
+    return first, second + (second >= first).long()  # never the same row
+
+
+def train_evaluator(
+    model: Evaluator,
+    data: RankingData,
+    budgets_ms: torch.Tensor,
+    config: EvaluatorConfig,
+    *,
+    seed: int,
+    progress: bool = False,
+) -> list[float]:
+    """Minimise Eqn. 5 with Adam over ``config.steps`` minibatches; returns the loss every 100 steps.
+
+    Deterministic for a given ``seed`` and initial ``model``. Needs at least 2 rows.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    m = len(data)
+    losses: list[float] = []
+    model.train()
+    for step in tqdm(range(config.steps), desc="evaluator", disable=not progress, leave=False):
+        first, second = _sample_pairs(m, config.pairs_per_step, generator)
+        labels = dominance_of_pairs(
+            data.latency_ms[first],
+            data.accuracy[first],
+            data.latency_ms[second],
+            data.accuracy[second],
+            budgets_ms,
+            same=data.arch_ids[first] == data.arch_ids[second],
+        ).float()
+        scores = model.score_trained(torch.cat([data.encodings[first], data.encodings[second]]))
+        z = labels * (scores[: len(first)] - scores[len(first) :])
+        loss = ranking_loss(z, labels != 0, config.loss)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        if step % 100 == 0 or step == config.steps - 1:
+            losses.append(float(loss.detach()))
+    model.eval()
+    return losses
+
+
+@torch.no_grad()
+def pairwise_accuracy(model: Evaluator, data: RankingData, budgets_ms: torch.Tensor, *, chunk: int = 256) -> list[float]:
+    """Per trained budget, the fraction of labelled pairs of ``data`` that R orders as d does.
+
+    Every ordered pair is counted (both orders agree, so this equals the unordered fraction); a tie in R
+    counts as wrong. A budget without labelled pairs reports NaN.
+    """
+    scores = model.score_trained(data.encodings)  # (M, K)
+    m, k = scores.shape
+    correct = torch.zeros(k, dtype=torch.float64)
+    total = torch.zeros(k, dtype=torch.float64)
+    columns = torch.arange(m)
+    for start in range(0, m, chunk):
+        rows = torch.arange(start, min(start + chunk, m))
+        i = rows.repeat_interleave(m)
+        j = columns.repeat(len(rows))
+        labels = dominance_of_pairs(
+            data.latency_ms[i],
+            data.accuracy[i],
+            data.latency_ms[j],
+            data.accuracy[j],
+            budgets_ms,
+            same=data.arch_ids[i] == data.arch_ids[j],
+        )
+        predicted = torch.sign(scores[i] - scores[j]).to(torch.int8)
+        labelled = labels != 0
+        correct += ((predicted == labels) & labelled).sum(0).double()
+        total += labelled.sum(0).double()
+    return [float(c / t) if t > 0 else float("nan") for c, t in zip(correct, total, strict=True)]

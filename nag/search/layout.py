@@ -1,0 +1,196 @@
+"""The decision sequence of a MobileNet-like ("staged") search space, read from the space's choices.
+
+A staged space has ``num_stages`` stages of ``slots_per_stage`` layer slots; each stage picks a depth from
+``depth_choices`` and uses its first ``depth`` slots; each used slot picks an expand ratio from
+``expand_choices`` and a kernel from ``kernel_choices``. Its architecture objects expose ``depths``,
+``kernels`` and ``expands`` (unused slots 0), and ``space.parse`` accepts OFA's dict form
+``{"d": [...], "ks": [...], "e": [...]}``. ``ofa-mbv3`` is one; any space with those class attributes works.
+
+The generator's decisions, in order (``T = num_stages * (1 + 2 * slots_per_stage)`` steps, 45 for ofa-mbv3)::
+
+    for each stage:   depth,  then for each slot:  expand ratio, kernel
+
+An architecture as *actions* is an integer array ``(n, T)`` of choice indices; a slot decision past its
+stage's depth is *inactive* (its value is ignored; :func:`StagedLayout.archs_to_actions` writes 0 there).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from nag.errors import SettingError
+from nag.space import SearchSpace
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["DecisionKind", "StagedLayout"]
+
+DecisionKind = Literal["depth", "expand", "kernel"]
+_REQUIRED = ("depth_choices", "kernel_choices", "expand_choices", "num_stages", "slots_per_stage")
+
+
+@dataclass(frozen=True)
+class StagedLayout:
+    """The choices of a staged space and the order in which the generator decides them."""
+
+    space_name: str  # registry name of the space, e.g. "ofa-mbv3"
+    depth_choices: tuple[int, ...]  # allowed stage depths, ascending
+    kernel_choices: tuple[int, ...]  # allowed kernel sizes
+    expand_choices: tuple[int, ...]  # allowed expand ratios
+    num_stages: int  # searchable stages
+    slots_per_stage: int  # layer slots per stage (>= the largest depth)
+    fast_encoding: bool  # True when :meth:`encode_actions` reproduces ``space.encode`` exactly
+
+    @classmethod
+    def for_space(cls, space: SearchSpace[Any]) -> StagedLayout:
+        """Read the layout from ``space``'s class attributes; raise :class:`SettingError` if it is not staged."""
+        missing = [name for name in _REQUIRED if not hasattr(space, name)]
+        if missing:
+            raise SettingError(
+                f"search space {space.name!r} is not a staged (MobileNet-like) space: it lacks {', '.join(missing)}; "
+                "the PNAG generator needs depth_choices, kernel_choices, expand_choices, num_stages and slots_per_stage"
+            )
+        layout = cls(
+            space_name=space.name,
+            depth_choices=tuple(int(v) for v in space.depth_choices),  # type: ignore[attr-defined]
+            kernel_choices=tuple(int(v) for v in space.kernel_choices),  # type: ignore[attr-defined]
+            expand_choices=tuple(int(v) for v in space.expand_choices),  # type: ignore[attr-defined]
+            num_stages=int(space.num_stages),  # type: ignore[attr-defined]
+            slots_per_stage=int(space.slots_per_stage),  # type: ignore[attr-defined]
+            fast_encoding=False,
+        )
+        if max(layout.depth_choices) > layout.slots_per_stage:
+            raise SettingError(
+                f"space {space.name!r}: largest depth {max(layout.depth_choices)} exceeds {layout.slots_per_stage} slots per stage"
+            )
+        return layout._with_encoding_check(space)
+
+    def _with_encoding_check(self, space: SearchSpace[Any]) -> StagedLayout:
+        """Compare :meth:`encode_actions` with ``space.encode`` on a few samples; use the fast path only if equal."""
+        archs = [space.sample(random.Random(seed)) for seed in range(16)]
+        fast = StagedLayout(**{**self.__dict__, "fast_encoding": True})
+        if space.encoding_size != fast.encoding_size:
+            return self
+        reference = np.asarray([space.encode(a) for a in archs], dtype=np.float32)
+        encoded = fast.encode_actions(fast.archs_to_actions(archs)).numpy()
+        return fast if np.array_equal(reference, encoded) else self
+
+    # -- the decision sequence -------------------------------------------------------------------------
+    @property
+    def num_slots(self) -> int:
+        return self.num_stages * self.slots_per_stage
+
+    @property
+    def num_steps(self) -> int:
+        return self.num_stages * (1 + 2 * self.slots_per_stage)
+
+    @property
+    def encoding_size(self) -> int:
+        return self.num_slots * (len(self.kernel_choices) + len(self.expand_choices))
+
+    def steps(self) -> list[tuple[DecisionKind, int, int]]:
+        """``(kind, stage, layer)`` per decision step; ``layer`` is -1 for a depth step."""
+        found: list[tuple[DecisionKind, int, int]] = []
+        for stage in range(self.num_stages):
+            found.append(("depth", stage, -1))
+            for layer in range(self.slots_per_stage):
+                found += [("expand", stage, layer), ("kernel", stage, layer)]
+        return found
+
+    def choices(self, kind: DecisionKind) -> tuple[int, ...]:
+        return {"depth": self.depth_choices, "expand": self.expand_choices, "kernel": self.kernel_choices}[kind]
+
+    def depth_step(self, stage: int) -> int:
+        return stage * (1 + 2 * self.slots_per_stage)
+
+    def slot_step(self, stage: int, layer: int, kind: DecisionKind) -> int:
+        return self.depth_step(stage) + 1 + 2 * layer + (0 if kind == "expand" else 1)
+
+    # -- conversions ---------------------------------------------------------------------------------
+    def archs_to_actions(self, archs: Sequence[Any]) -> np.ndarray:
+        """Parsed architectures as an ``(n, T)`` int64 action array (inactive steps 0)."""
+        actions = np.zeros((len(archs), self.num_steps), dtype=np.int64)
+        depth_index = {v: i for i, v in enumerate(self.depth_choices)}
+        kernel_index = {v: i for i, v in enumerate(self.kernel_choices)}
+        expand_index = {v: i for i, v in enumerate(self.expand_choices)}
+        for row, arch in enumerate(archs):
+            for stage, depth in enumerate(arch.depths):
+                actions[row, self.depth_step(stage)] = depth_index[depth]
+                for layer in range(depth):
+                    slot = stage * self.slots_per_stage + layer
+                    actions[row, self.slot_step(stage, layer, "expand")] = expand_index[arch.expands[slot]]
+                    actions[row, self.slot_step(stage, layer, "kernel")] = kernel_index[arch.kernels[slot]]
+        return actions
+
+    def active_mask(self, actions: np.ndarray) -> np.ndarray:
+        """``(n, T)`` bool: which decisions are used (every depth step; slot steps inside the depth)."""
+        depths = np.asarray(self.depth_choices)[actions[:, [self.depth_step(s) for s in range(self.num_stages)]]]
+        mask = np.ones(actions.shape, dtype=bool)
+        for stage in range(self.num_stages):
+            for layer in range(self.slots_per_stage):
+                used = depths[:, stage] > layer
+                mask[:, self.slot_step(stage, layer, "expand")] = used
+                mask[:, self.slot_step(stage, layer, "kernel")] = used
+        return mask
+
+    def canonical_actions(self, actions: np.ndarray) -> np.ndarray:
+        """``actions`` with inactive steps zeroed, so that equal architectures have equal rows."""
+        return np.where(self.active_mask(actions), actions, 0)
+
+    def actions_to_dicts(self, actions: np.ndarray) -> list[dict[str, list[int]]]:
+        """OFA dict form (``d``, ``ks``, ``e``; unused slots 0) of each row."""
+        mask = self.active_mask(actions)
+        depth_steps = [self.depth_step(s) for s in range(self.num_stages)]
+        slots = [(s, layer) for s in range(self.num_stages) for layer in range(self.slots_per_stage)]
+        k_steps = [self.slot_step(s, layer, "kernel") for s, layer in slots]
+        e_steps = [self.slot_step(s, layer, "expand") for s, layer in slots]
+        depths = np.asarray(self.depth_choices)[actions[:, depth_steps]]
+        kernels = np.where(mask[:, k_steps], np.asarray(self.kernel_choices)[actions[:, k_steps]], 0)
+        expands = np.where(mask[:, e_steps], np.asarray(self.expand_choices)[actions[:, e_steps]], 0)
+        return [{"d": d.tolist(), "ks": k.tolist(), "e": e.tolist()} for d, k, e in zip(depths, kernels, expands, strict=True)]
+
+    def actions_to_archs(self, space: SearchSpace[Any], actions: np.ndarray) -> list[Any]:
+        """Validated architecture objects of ``space``, one per row."""
+        return [space.parse(value) for value in self.actions_to_dicts(actions)]
+
+    def encode_actions(self, actions: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """``(n, encoding_size)`` float32 one-hot encoding: kernels per slot, then expands per slot.
+
+        Equals ``space.encode`` when :attr:`fast_encoding` is True (checked on construction).
+        """
+        import torch
+
+        acts = torch.as_tensor(actions, dtype=torch.long)
+        mask = torch.as_tensor(self.active_mask(acts.numpy()))
+        n, n_k, n_e = acts.shape[0], len(self.kernel_choices), len(self.expand_choices)
+        slots = [(s, layer) for s in range(self.num_stages) for layer in range(self.slots_per_stage)]
+        k_steps = torch.tensor([self.slot_step(s, layer, "kernel") for s, layer in slots])
+        e_steps = torch.tensor([self.slot_step(s, layer, "expand") for s, layer in slots])
+        out = torch.zeros(n, self.encoding_size)
+        slot_ids = torch.arange(self.num_slots)
+        k_cols = slot_ids * n_k + acts[:, k_steps]
+        e_cols = self.num_slots * n_k + slot_ids * n_e + acts[:, e_steps]
+        rows = torch.arange(n).unsqueeze(1).expand(n, self.num_slots)
+        out[rows, k_cols] = mask[:, k_steps].float()
+        out[rows, e_cols] = mask[:, e_steps].float()
+        return out
+
+    def encode_archs(self, space: SearchSpace[Any], archs: Sequence[Any]) -> torch.Tensor:
+        """Encoding of parsed architectures: the fast path when it is exact, else ``space.encode`` row by row."""
+        import torch
+
+        if self.fast_encoding:
+            return self.encode_actions(self.archs_to_actions(archs))
+        return torch.tensor([space.encode(a) for a in archs], dtype=torch.float32)
+
+    def encode_any(self, space: SearchSpace[Any], actions: np.ndarray) -> torch.Tensor:
+        """Encoding of action rows, decoding them through ``space`` when the fast path is not exact."""
+        if self.fast_encoding:
+            return self.encode_actions(actions)
+        return self.encode_archs(space, self.actions_to_archs(space, actions))

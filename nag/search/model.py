@@ -1,0 +1,63 @@
+"""A trained search: every part ``generate`` needs, and builders for fresh, seeded networks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from nag.latency import LatencyPredictor
+from nag.search.budgets import BudgetSet
+from nag.search.config import SearchConfig
+from nag.search.evaluator import Evaluator
+from nag.search.generator import Generator
+from nag.search.layout import StagedLayout
+from nag.search.surrogate import AccuracySurrogate
+from nag.space import SearchSpace
+
+__all__ = ["SearchModel", "new_evaluator", "new_generator", "new_surrogate"]
+
+
+def new_evaluator(layout: StagedLayout, config: SearchConfig, *, seed: int) -> Evaluator:
+    """An untrained evaluator, initialised from ``seed`` (the global torch RNG is left as it was)."""
+    ec = config.evaluator
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return Evaluator(layout.encoding_size, config.num_budgets, embedding_dim=ec.embedding_dim, hidden=ec.hidden)
+
+
+def new_generator(layout: StagedLayout, config: SearchConfig, *, seed: int) -> Generator:
+    """An untrained generator, initialised from ``seed`` (the global torch RNG is left as it was)."""
+    gc = config.generator
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return Generator(
+            layout,
+            config.num_budgets,
+            hidden=gc.hidden,
+            embedding_dim=gc.embedding_dim,
+            mask_unused=gc.mask_unused,
+            budget_input=gc.budget_input,
+        )
+
+
+def new_surrogate(layout: StagedLayout, config: SearchConfig, *, seed: int) -> AccuracySurrogate:
+    """An untrained accuracy surrogate, initialised from ``seed`` (the global torch RNG is left as it was)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return AccuracySurrogate(layout.encoding_size, hidden=config.surrogate.hidden)
+
+
+@dataclass(frozen=True, eq=False)
+class SearchModel:
+    """The result of a search: networks in eval mode, the budgets they were trained for, and the predictors."""
+
+    space: SearchSpace[Any]  # the search space
+    layout: StagedLayout  # its decision sequence
+    budgets: BudgetSet  # the K trained budgets and the outside-range policy
+    evaluator: Evaluator  # R(arch | B)
+    generator: Generator  # f(B)
+    surrogate: AccuracySurrogate  # the accuracy estimate reported by generate
+    latency: LatencyPredictor  # decides feasibility at inference
+    config: SearchConfig  # the settings it was trained with

@@ -1,0 +1,193 @@
+"""``nag search`` and ``nag generate`` end to end on small tables, and their error contract."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from nag.data import write_csv
+from nag.search.synthetic import SyntheticProblem
+
+SMALL_FLAGS = ["--evaluator-steps", "150", "--generator-iterations", "40", "--quiet"]
+
+
+def nag(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "nag", *args], capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def percent_csv(tmp_path_factory: pytest.TempPathFactory, problem: SyntheticProblem) -> Path:
+    small = problem.table(400, seed=5)
+    assert small.accuracy is not None
+    return write_csv(
+        tmp_path_factory.mktemp("cli") / "t.csv",
+        small.archs,
+        small.latency_ms,
+        [100 * a for a in small.accuracy],
+        columns=("net", "lat", "top1"),
+    )
+
+
+def test_search_then_generate(tmp_path: Path, percent_csv: Path, problem: SyntheticProblem) -> None:
+    run = tmp_path / "run"
+    columns = ["--arch-column", "net", "--latency-column", "lat", "--accuracy-column", "top1"]
+    searched = nag(
+        "search", "--table", str(percent_csv), *columns, "--budgets", "4", "--seed", "1", "--out", str(run), *SMALL_FLAGS
+    )
+    assert searched.returncode == 0, searched.stderr
+    assert "read as percent" in searched.stderr and f"run directory {run}" in searched.stdout
+    assert searched.stdout.count("\n") >= 4 + 3  # a row per trained budget
+    budgets = ["30", "37.5", "42"]
+    generated = nag("generate", "--run", str(run), *[a for b in budgets for a in ("--budget", b)], "--json")
+    assert generated.returncode == 0, generated.stderr
+    rows = json.loads(generated.stdout)
+    assert [r["budget_ms"] for r in rows] == [30.0, 37.5, 42.0]
+    for row in rows:
+        assert {"budget_ms", "arch", "latency_ms", "accuracy", "interpolated", "time_ms"} <= set(row)
+        assert row["latency_ms"] == pytest.approx(problem.predict_ms([row["arch"]])[0], abs=1e-3)
+        assert row["feasible"] == (row["latency_ms"] <= row["budget_ms"]) and 0.6 < row["accuracy"] < 0.8
+    table = nag("generate", "--run", str(run), "--budget", "40")
+    assert table.returncode == 0 and "budget (ms)" in table.stdout and "40" in table.stdout
+
+
+def test_search_labels_its_own_archs_with_the_ofa_predictor(tmp_path: Path, problem: SyntheticProblem) -> None:
+    latency_only = problem.table(300, seed=6)
+    csv = write_csv(tmp_path / "lat.csv", latency_only.archs, latency_only.latency_ms)
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Linear(128, 400), nn.ReLU(), nn.Linear(400, 400), nn.ReLU(), nn.Linear(400, 400), nn.ReLU(), nn.Linear(400, 1)
+    )
+    with torch.no_grad():
+        net[6].weight.mul_(0.01)  # type: ignore[operator]
+        net[6].bias.fill_(0.75)  # type: ignore[operator]
+    torch.save(net.state_dict(), tmp_path / "acc_predictor.pth")
+    run = tmp_path / "run"
+    result = nag(
+        "search",
+        "--table",
+        str(csv),
+        "--accuracy",
+        f"ofa-predictor:{tmp_path / 'acc_predictor.pth'}",
+        "--num-archs",
+        "300",
+        "--budgets",
+        "3",
+        "--out",
+        str(run),
+        *SMALL_FLAGS,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "300 uniformly sampled architectures" in result.stderr and "no accuracy column" in result.stderr
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["data"]["rows"] == 300 and metrics["data"]["latency_predictor"]["kind"] == "additive"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["search", "--accuracy", "table:t.csv", "--db", "farm.db", "--out", "r"], "--db and --kind go together"),
+        (["search", "--db", "farm.db", "--kind", "ort-cpu", "--out", "r"], "with --db/--kind, give the accuracy"),
+        (["search", "--out", "r"], "needs --table FILE"),
+        (["search", "--table", "missing.csv", "--out", "r"], "does not exist"),
+        (["search", "--table", "PERCENT", "--out", "r"], "no column 'arch'"),
+        (
+            [
+                "search",
+                "--table",
+                "PERCENT",
+                "--arch-column",
+                "net",
+                "--latency-column",
+                "lat",
+                "--accuracy-column",
+                "top1",
+                "--accuracy",
+                "magic:x",
+                "--out",
+                "r",
+            ],
+            "--accuracy kind 'magic' is unknown",
+        ),
+        (["search", "--table", "PERCENT", "--rollout-workers", "2", "--out", "r"], "needs a Ray cluster"),
+        (["generate", "--run", "nowhere", "--budget", "30"], "'nowhere' does not exist"),
+        (["generate", "--run", "RUN", "--budget", "-5"], "positive number of milliseconds"),
+        (["generate", "--run", "RUN", "--budget", "abc"], "invalid float value"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(args: list[str], expected: str, percent_csv: Path, trained_run: Path) -> None:
+    args = [str(percent_csv) if a == "PERCENT" else str(trained_run) if a == "RUN" else a for a in args]
+    result = nag(*args)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("read ")]
+    assert len(lines) == 1 and "Traceback" not in result.stderr and expected in lines[0], result.stderr
+
+
+def test_cli_module_stays_light() -> None:
+    probe = "import sys, nag.cli.search; print(sorted(m for m in ('torch', 'ray', 'numpy') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
+
+
+def test_search_on_a_farm_table(tmp_path: Path, problem: SyntheticProblem) -> None:
+    """--db/--kind: latency from the farm's block table (a LutPredictor stored in the run directory)."""
+    import csv
+
+    from agents import MeasurementSpec
+    from farm.lut import LutPredictor
+    from farm.store import Store, TableKey
+    from nag.space import get_space
+
+    space = get_space("ofa-mbv3")
+    table = TableKey(
+        space="ofa-mbv3",
+        width=1.2,
+        resolution=64,
+        device="ort-cpu",
+        fingerprint="f",
+        runtime="onnxruntime",
+        runtime_version="1",
+        spec_key=MeasurementSpec().key(),
+    )
+    db = tmp_path / "tables.db"
+    with Store(db) as store:
+        for i, block in enumerate(space.all_blocks(resolution=64)):
+            store.put_summary(table, "block", block.key, mean_ms=0.05 + 0.01 * (i % 7), std_ms=0.001, count=30)
+    archs = [space.format(a) for a in space.sample_many(300, seed=3)]
+    with open(tmp_path / "acc.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["arch", "latency_ms", "accuracy"])  # the latency column is ignored with --db
+        for arch in archs:
+            writer.writerow([arch, 999.0, 0.6 + 0.01 * sum(space.parse(arch).depths)])
+    run = tmp_path / "run"
+    searched = nag(
+        "search", "--db", str(db), "--kind", "ort-cpu", "--resolution", "64", "--table", str(tmp_path / "acc.csv"),
+        "--out", str(run), *SMALL_FLAGS,
+    )  # fmt: skip
+    assert searched.returncode == 0, searched.stderr[-3000:]
+    with Store(db) as store:
+        predictor = LutPredictor(store, table)
+    generated = nag("generate", "--run", str(run), "--budget", "1.5", "--json")
+    assert generated.returncode == 0, generated.stderr[-2000:]
+    (answer,) = json.loads(generated.stdout)
+    assert answer["latency_ms"] == pytest.approx(predictor.predict_ms([answer["arch"]])[0])
+    db.unlink()  # the run directory carries the table: generate works without the store
+    assert nag("generate", "--run", str(run), "--budget", "1.5", "--json").returncode == 0
+    missing = nag(
+        "search",
+        "--db",
+        str(tmp_path / "x.db"),
+        "--kind",
+        "ort-cpu",
+        "--table",
+        str(tmp_path / "acc.csv"),
+        "--out",
+        str(tmp_path / "r2"),
+    )
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1

@@ -1,0 +1,67 @@
+"""The run directory: a round trip gives the same answers; damaged or partial directories are refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from nag.data import ArchTable
+from nag.search.api import generate, run_search
+from nag.search.config import EvaluatorConfig, GeneratorConfig, SearchConfig, SurrogateConfig
+from nag.search.rundir import RunDirError, load_run, save_run
+
+TINY = SearchConfig(
+    num_budgets=3,
+    evaluator=EvaluatorConfig(steps=40),
+    generator=GeneratorConfig(iterations=10, archs_per_budget=4),
+    surrogate=SurrogateConfig(steps=30),
+)
+
+
+def test_round_trip_gives_the_same_answers(trained_run: Path, tmp_path: Path) -> None:
+    model, metrics = load_run(trained_run)
+    copy = save_run(tmp_path / "copy", model, metrics)
+    assert sorted(p.name for p in copy.iterdir()) == sorted(p.name for p in trained_run.iterdir() if p.is_file())
+    first, second = generate(copy, [33.0, 44.0], seed=1), generate(trained_run, [33.0, 44.0], seed=1)
+    assert [(r["arch"], r["latency_ms"], r["accuracy"]) for r in first] == [
+        (r["arch"], r["latency_ms"], r["accuracy"]) for r in second
+    ]
+    again, _ = load_run(copy)
+    for name, tensor in model.generator.state_dict().items():
+        assert torch.equal(tensor, again.generator.state_dict()[name])
+    assert again.budgets == model.budgets and again.config == model.config and again.latency.to_dict() == model.latency.to_dict()  # type: ignore[attr-defined]
+    assert set(metrics) >= {"data", "budgets_ms", "trials", "best_trial", "evaluator_heldout_pairwise_accuracy", "timings_s"}
+    assert (copy / "config.json").stat().st_mode & 0o044  # readable by others, as the umask allows
+
+
+def test_partial_or_damaged_directories_are_refused(trained_run: Path, tmp_path: Path) -> None:
+    with pytest.raises(RunDirError, match="does not exist; create one with 'nag search"):
+        load_run(tmp_path / "none")
+    partial = Path(shutil.copytree(trained_run, tmp_path / "partial"))
+    (partial / "manifest.json").unlink()
+    with pytest.raises(RunDirError, match="not a complete run directory"):
+        load_run(partial)
+    damaged = Path(shutil.copytree(trained_run, tmp_path / "damaged"))
+    (damaged / "generator.pt").write_bytes(b"\x00garbage")
+    with pytest.raises(RunDirError, match=r"cannot load .*generator\.pt"):
+        load_run(damaged)
+    future = Path(shutil.copytree(trained_run, tmp_path / "future"))
+    (future / "manifest.json").write_text(json.dumps({"format": "nag-search-run", "version": 99}))
+    with pytest.raises(RunDirError, match="version 99"):
+        load_run(future)
+
+
+def test_seeded_search_is_reproducible(tmp_path: Path, table: ArchTable) -> None:
+    small = ArchTable(table.space, table.archs[:300], table.latency_ms[:300], table.accuracy[:300], "fraction", "first 300")  # type: ignore[index]
+    first = run_search(out=tmp_path / "a", table=small, config=TINY.replace(seed=7))
+    second = run_search(out=tmp_path / "b", table=small, config=TINY.replace(seed=7))
+    other = run_search(out=tmp_path / "c", table=small, config=TINY.replace(seed=8))
+    weights = [torch.load(run / "generator.pt", weights_only=True) for run in (first, second, other)]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
+    answers = [{k: v for k, v in generate(run, [35.0])[0].items() if k != "time_ms"} for run in (first, second)]
+    assert answers[0] == answers[1]

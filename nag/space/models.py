@@ -15,7 +15,7 @@ from torch import nn
 
 from nag.space.blocks import Activation, Block, ConvBlock, LinearBlock, MBConvBlock, PoolBlock
 
-__all__ = ["BlockNetwork", "build_block", "build_network", "example_input", "seeded_module"]
+__all__ = ["BlockNetwork", "activation", "build_block", "build_network", "example_input", "seeded_module"]
 
 # Where each top-level block lives in a network, by the block's table-key prefix (OFA's attribute names).
 _ROLE_BY_NAME = {
@@ -27,7 +27,8 @@ _ROLE_BY_NAME = {
 }
 
 
-def _activation(act: Activation) -> nn.Module:
+def activation(act: Activation) -> nn.Module:
+    """The activation module of a name (OFA's ``build_activation``)."""
     if act == "relu":
         return nn.ReLU(inplace=True)
     if act == "h_swish":
@@ -44,7 +45,7 @@ class ConvLayer(nn.Module):
             spec.in_channels, spec.out_channels, spec.kernel, stride=spec.stride, padding=spec.kernel // 2, bias=spec.bias
         )
         self.bn = nn.BatchNorm2d(spec.out_channels) if spec.batch_norm else None
-        self.act = _activation(spec.act)
+        self.act = activation(spec.act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x)
@@ -91,10 +92,10 @@ class MBConvLayer(nn.Module):
         self.inverted_bottleneck: nn.Sequential | None = None
         if spec.expand_ratio != 1:
             layers = _conv_bn(spec.in_channels, mid, 1, 1, 1)
-            layers["act"] = _activation(spec.act)
+            layers["act"] = activation(spec.act)
             self.inverted_bottleneck = nn.Sequential(layers)
         depth = _conv_bn(mid, mid, spec.kernel, spec.stride, mid)
-        depth["act"] = _activation(spec.act)
+        depth["act"] = activation(spec.act)
         if spec.se:
             depth["se"] = SEModule(mid, spec.se_channels)
         self.depth_conv = nn.Sequential(depth)

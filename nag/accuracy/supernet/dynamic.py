@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nag.space.blocks import Activation, make_divisible
-from nag.space.models import MBConvLayer, SEModule
+from nag.space.models import MBConvLayer, SEModule, activation
 
 __all__ = [
     "DynamicBatchNorm2d",
@@ -33,15 +33,6 @@ __all__ = [
 ]
 
 SE_REDUCTION = 4  # squeeze-excitation middle width = make_divisible(mid // 4, 8), as OFA's SEModule
-
-
-def activation(act: Activation) -> nn.Module:
-    """The activation module of a name (OFA's ``build_activation``)."""
-    if act == "relu":
-        return nn.ReLU(inplace=True)
-    if act == "h_swish":
-        return nn.Hardswish(inplace=True)
-    return nn.Identity()
 
 
 def _crop(kernel: int, target: int) -> slice:

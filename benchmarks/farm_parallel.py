@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no traffic off this machine
 os.environ.setdefault("NAG_RAY_NODE_IP", "127.0.0.2")
 
 from agents import AgentsConfig, MeasurementSpec

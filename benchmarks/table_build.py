@@ -33,6 +33,7 @@ def main() -> None:
     (work / "agents.yaml").write_text("adb: null\n")
     env = {**os.environ, "NAG_AGENTS_CONFIG": str(work / "agents.yaml"), "NAG_CACHE_DIR": str(work / "cache")}
     env.setdefault("RAY_AUTH_MODE", "disabled")
+    env.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no traffic off this machine
     env.setdefault("NAG_RAY_NODE_IP", "127.0.0.2")
     db = work / "tables.db"
     common = ["--kind", "ort-cpu", "--db", str(db), "--resolution", str(args.resolution), "--runs", str(args.runs)]

@@ -1,6 +1,12 @@
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# Test traffic stays on loopback: Ray would otherwise report usage statistics to its servers. Set before any
+# test starts Ray (in this process or a child, which inherits the environment).
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 from nag.space import get_space
 from nag.space.ofa_mbv3 import OFAMobileNetV3Space

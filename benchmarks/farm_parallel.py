@@ -48,7 +48,10 @@ def main() -> None:
     print("|---:|---:|---:|---:|---:|")
     for n in args.devices:
         os.environ["NAG_SLEEP_DEVICES"] = str(n)
-        with Farm.local(kinds=[KIND], config=AgentsConfig(adb=None), cache_dir=str(work / "cache")) as farm, Store(work / f"n{n}.db") as store:
+        with (
+            Farm.local(kinds=[KIND], config=AgentsConfig(adb=None), cache_dir=str(work / "cache")) as farm,
+            Store(work / f"n{n}.db") as store,
+        ):
             start = time.perf_counter()
             report = measure_tasks(farm, store, tasks, kind=KIND, spec=spec, description=f"bench N={n}")
             makespan = time.perf_counter() - start

@@ -54,14 +54,23 @@ def main() -> None:
     print(f"\nort-cpu, 1 thread, {args.runs} samples per block, resolution {args.resolution}; store and plot in {work}\n")
     print("| figure | value | baseline (same run) | ratio |")
     print("|---|---:|---:|---:|")
-    print(f"| full table build, {len(measurements)} blocks (wall s) | {build_s:.0f} | device time {device_s:.0f} s | {build_s / device_s:.2f}x |")
+    print(
+        f"| full table build, {len(measurements)} blocks (wall s) | {build_s:.0f} | device time {device_s:.0f} s | {build_s / device_s:.2f}x |"
+    )
     print(f"| validation of {args.n} networks (wall s) | {validate_s:.0f} | | |")
-    for key, label in (("within_5pct", "within +-5%"), ("within_10pct", "within +-10%"), ("mape", "MAPE"), ("kendall_tau", "Kendall tau")):
+    for key, label in (
+        ("within_5pct", "within +-5%"),
+        ("within_10pct", "within +-10%"),
+        ("mape", "MAPE"),
+        ("kendall_tau", "Kendall tau"),
+    ):
         value, base = report[key], raw[key]
         ratio = f"{value / base:.2f}x" if base else "-"
         print(f"| {label}, calibrated (cross-fitted) | {value:.3f} | uncalibrated sum {base:.3f} | {ratio} |")
     calibration = report["calibration"]
-    print(f"\ncalibration: latency = {calibration['offset_ms']:.3f} ms + {calibration['scale']:.3f} x table sum (n={calibration['n']}, outliers {calibration['outliers']})")
+    print(
+        f"\ncalibration: latency = {calibration['offset_ms']:.3f} ms + {calibration['scale']:.3f} x table sum (n={calibration['n']}, outliers {calibration['outliers']})"
+    )
 
 
 if __name__ == "__main__":

@@ -41,7 +41,9 @@ class SleepAgent(Agent):
 
     def __init__(self, index: int) -> None:
         super().__init__()
-        self._info = DeviceInfo(kind=self.kind, device_id=f"sleep-{index}@{socket.gethostname()}", fingerprint={"stand-in": "sleep"})
+        self._info = DeviceInfo(
+            kind=self.kind, device_id=f"sleep-{index}@{socket.gethostname()}", fingerprint={"stand-in": "sleep"}
+        )
 
     @staticmethod
     def _count() -> int:

@@ -21,8 +21,16 @@ from farm.client import Farm  # noqa: E402
 from farm.scheduler import JobReport  # noqa: E402
 from farm.store import Store  # noqa: E402
 from farm.tables import block_tasks, measure_tasks  # noqa: E402
+from farm.worker import task_blocks  # noqa: E402
+from nag.space.export import cached_export  # noqa: E402
 
 SPEC = MeasurementSpec(warmup_runs=1, runs=3)
+
+
+@pytest.fixture(scope="module")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Exported models, shared by the tests of this module (as a lab machine's cache would be)."""
+    return Path(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(autouse=True)
@@ -60,7 +68,7 @@ def test_killed_device_actor_loses_and_duplicates_nothing(
             ray.kill(ray.get_actor("device-adb-litert:phone-b", namespace=NAMESPACE))
             killed.append("adb-litert:phone-b")
 
-    with Store(tmp_path / "tables.db") as store, _farm(server, tmp_path / "cache") as farm:
+    with Store(tmp_path / "tables.db") as store, _farm(server, model_cache) as farm:
         assert sorted(d.device_id for d in farm.devices()) == ["adb-litert:phone-a", "adb-litert:phone-b", "adb-litert:phone-c"]
         report = measure_tasks(farm, store, tasks, kind="adb-litert", spec=SPEC, description="test", on_progress=kill_one)
         tables = store.tables(device="adb-litert")
@@ -77,12 +85,14 @@ def test_killed_device_actor_loses_and_duplicates_nothing(
 
 
 def test_failing_phone_is_quarantined_and_its_work_goes_elsewhere(
-    phones: tuple[AdbStandinServer, dict[str, StandinDevice]], tmp_path: Path
+    phones: tuple[AdbStandinServer, dict[str, StandinDevice]], tmp_path: Path, model_cache: Path
 ) -> None:
     server, devices = phones
     devices["phone-c"].fault = "garbage"  # benchmark_model prints no timings: a parse error every time
     tasks = _tasks(8)
-    with Store(tmp_path / "tables.db") as store, _farm(server, tmp_path / "cache") as farm:
+    for task in tasks:  # exports cached first: phone-c then fails fast and reaches 3 failures before the job ends
+        cached_export(task_blocks(task), fmt="tflite", cache_dir=model_cache)
+    with Store(tmp_path / "tables.db") as store, _farm(server, model_cache) as farm:
         report = measure_tasks(farm, store, tasks, kind="adb-litert", spec=SPEC, description="test")
         rows = store.rows(store.tables(device="adb-litert")[0], "block")
         rerun = measure_tasks(farm, store, tasks, kind="adb-litert", spec=SPEC, description="rerun")

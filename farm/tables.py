@@ -7,6 +7,7 @@ spec, so a rerun skips everything already measured under the same key.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -17,7 +18,16 @@ from farm.scheduler import JobReport, Task
 from farm.store import Store, TableKey
 from nag.space import get_space
 
-__all__ = ["ValidationOutcome", "block_tasks", "build_tables", "measure_tasks", "table_key", "validate_tables"]
+__all__ = [
+    "ValidationOutcome",
+    "block_tasks",
+    "build_tables",
+    "measure_tasks",
+    "prefetch_exports",
+    "table_key",
+    "validate_tables",
+    "validation_archs",
+]
 
 
 def table_key(group: Hashable, task: Task, *, device: str, spec: MeasurementSpec) -> TableKey:
@@ -36,6 +46,44 @@ def block_tasks(space_name: str, *, width: float, resolutions: Sequence[int]) ->
         for resolution in resolutions
         for block in space.all_blocks(width=width, resolution=resolution)
     ]
+
+
+def _export_one(task: Task, fmt: str, cache_dir: str | None) -> None:
+    from farm.worker import task_blocks
+    from nag.space.export import cached_export
+
+    cached_export(task_blocks(task), fmt=fmt, cache_dir=cache_dir)
+
+
+def prefetch_exports(
+    tasks: Sequence[Task], *, kind: str, cache_dir: str | None = None, processes: int | None = None,
+    on_done: Callable[[int], None] | None = None,
+) -> int:  # fmt: skip
+    """Export the models of ``tasks`` into the model cache beforehand, ``processes`` at a time (default: one
+    per CPU); returns how many were missing. For a farm on this machine only (its device actors read the same
+    cache), where exporting dominates a table build and a device measures one model at a time. Run it before,
+    not during, measurements: it keeps every core busy. ``on_done(n)`` reports progress.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from agents import agent_class
+    from farm.worker import task_blocks
+    from nag.space.export import cache_path
+
+    fmt = agent_class(kind).model_formats[0].lstrip(".")
+    missing = [t for t in dict.fromkeys(tasks) if not cache_path(task_blocks(t), fmt=fmt, cache_dir=cache_dir).exists()]
+    if not missing:
+        return 0
+    workers = max(1, min(len(missing), processes or os.cpu_count() or 1))
+    context = multiprocessing.get_context("spawn")  # no fork of a process that runs Ray and torch threads
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [pool.submit(_export_one, task, fmt, cache_dir) for task in missing]
+        for done, future in enumerate(as_completed(futures), start=1):
+            future.result()
+            if on_done is not None:
+                on_done(done)
+    return len(missing)
 
 
 def measure_tasks(
@@ -94,6 +142,12 @@ class ValidationOutcome:
     archs: list[str]  # the networks validated, canonical strings
 
 
+def validation_archs(space: str, n: int, *, seed: int = 0) -> list[str]:
+    """The whole networks :func:`validate_tables` measures: ``n`` seeded random ones, distinct, in order."""
+    search_space = get_space(space)
+    return list(dict.fromkeys(search_space.format(a) for a in search_space.sample_many(n, seed=seed)))
+
+
 def validate_tables(
     farm: Any,
     store: Store,
@@ -108,9 +162,8 @@ def validate_tables(
     on_progress: Callable[[JobReport], None] | None = None,
 ) -> ValidationOutcome:
     """Measure ``n`` random whole networks (seeded, so a rerun measures the same ones and skips them)."""
-    search_space = get_space(space)
-    archs = [search_space.format(a) for a in search_space.sample_many(n, seed=seed)]
-    tasks = [Task(space, width, resolution, "network", arch) for arch in dict.fromkeys(archs)]
+    archs = validation_archs(space, n, seed=seed)
+    tasks = [Task(space, width, resolution, "network", arch) for arch in archs]
     description = f"table validate {space} w{width:g} r{resolution}: {n} networks on {kind}"
     report = measure_tasks(farm, store, tasks, kind=kind, spec=spec, description=description, on_progress=on_progress)
-    return ValidationOutcome(report=report, archs=list(dict.fromkeys(archs)))
+    return ValidationOutcome(report=report, archs=archs)

@@ -1,33 +1,129 @@
-"""``nag demo`` on the embedded default: what exists so far, end to end."""
+"""``nag demo``: the whole pipeline on the embedded default, for real, in its QUICK size; and its parts."""
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
-import numpy as np
+import pytest
+from scipy.stats import spearmanr
 
-from nag.demo import run_demo
-from nag.space.export import run_exported
+from farm.lut import LutPredictor, network_latencies
+from farm.store import Store, TableKey
+from nag.demo import QUICK, DemoConfig, run_demo
+from nag.demo.config import fingerprint
+from nag.demo.pipeline import demo_budgets
+from nag.demo.report import pareto_front, quantile_bins
+from nag.errors import SettingError
 from nag.space.ofa_mbv3 import OFAMobileNetV3Space
 
 
-def test_demo_writes_a_consistent_report(tmp_path: Path, space: OFAMobileNetV3Space) -> None:
-    report = run_demo(tmp_path, n=40, seed=5, progress=False)
-    with open(tmp_path / "archs.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    assert [r["arch"] for r in rows] == [space.format(a) for a in space.sample_many(40, seed=5)]
-    for row in rows:
-        assert float(row["params_m"]) == round(space.costs(space.parse(row["arch"])).params_m, 4)
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["num_blocks"] == 96
-    madds = sorted(float(r["madds_m"]) for r in rows)
-    exported = {e["which"]: e for e in summary["exports"] if e["format"] == "onnx"}
-    assert float(next(r["madds_m"] for r in rows if r["arch"] == exported["smallest"]["arch"])) == madds[0]
-    assert float(next(r["madds_m"] for r in rows if r["arch"] == exported["largest"]["arch"])) == madds[-1]
-    for item in summary["exports"]:
-        assert item["max_abs_error"] < 1e-3
-        assert run_exported(item["path"], np.zeros((1, 3, 224, 224), dtype=np.float32)).shape == (1, 1000)
-    assert (tmp_path / "costs.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert report.num_blocks == 96
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture
+def loopback_farm(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The demo's local farm on loopback, without token auth, exporting into a test cache."""
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    monkeypatch.setenv("NAG_RAY_NODE_IP", "127.0.0.2")
+    monkeypatch.setenv("NAG_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("NAG_AGENTS_CONFIG", raising=False)
+    return tmp_path / "demo"
+
+
+def test_demo_runs_every_stage_for_real_and_a_rerun_reuses_them(loopback_farm: Path, space: OFAMobileNetV3Space) -> None:
+    out = loopback_farm
+    first = run_demo(out, QUICK, progress=False)
+
+    # The report: figures, tables, a self-contained page.
+    for name in ("frontier.png", "histogram.png", "validation.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    page = (out / "report.html").read_text()
+    sources = re.findall(r"""(?:src|href)=['"]([^'"]+)""", page)
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)  # nothing fetched from elsewhere
+    summary = json.loads((out / "summary.json").read_text())
+    assert [s["name"].split(" ")[0] for s in summary["stages"]] == ["latency", "supernet", "subnet", "PNAG", "generate"]
+    assert not any(s["reused"] for s in summary["stages"])
+
+    # Sampled subnets: their latency is the farm table's prediction, their accuracy the supernet's table.
+    key = TableKey(**summary["latency_table"]["key"])
+    accuracies = {r["arch"]: float(r["accuracy"]) for r in _rows(out / "subnets.csv")}
+    sampled = _rows(out / "sampled.csv")
+    assert [r["arch"] for r in sampled] == [space.format(a) for a in space.sample_many(QUICK.subnets, seed=QUICK.search.seed)]
+    with Store(out / "latency.db", create=False) as store:
+        predictor = LutPredictor(store, key)
+        assert [float(r["latency_ms"]) for r in sampled] == pytest.approx(predictor.predict_ms([r["arch"] for r in sampled]))
+        measured = network_latencies(store, key, statistic=predictor.statistic)
+    assert all(float(r["accuracy"]) == pytest.approx(accuracies[r["arch"]], abs=1e-6) for r in sampled)
+    assert all(0.0 <= a <= 1.0 for a in accuracies.values())
+    trend = summary["sampled"]["accuracy_vs_latency"]
+    expected = spearmanr([float(r["latency_ms"]) for r in sampled], [float(r["accuracy"]) for r in sampled]).statistic
+    assert trend["rho"] == pytest.approx(expected)
+    assert sum(b["n"] for b in trend["quintiles"]) == QUICK.subnets
+
+    # Generated architectures: one per budget, measured on the farm, scored by the supernet.
+    generated = _rows(out / "generated.csv")
+    assert len(generated) == QUICK.budgets
+    budgets = [float(g["budget_ms"]) for g in generated]
+    assert budgets == sorted(budgets) and budgets == demo_budgets([float(r["latency_ms"]) for r in sampled], QUICK.budgets)
+    for row in generated:
+        space.parse(row["arch"])
+        assert float(row["measured_ms"]) == pytest.approx(measured[row["arch"]])
+        assert float(row["top1"]) == pytest.approx(accuracies[row["arch"]], abs=1e-6)
+        assert (row["feasible"] == "True") == (float(row["latency_ms"]) <= float(row["budget_ms"]))
+    assert [p["n"] for p in summary["proposals"]] == [QUICK.histogram_samples] * QUICK.budgets
+
+    # A second run reuses every stage's output and answers the same.
+    stamps = {name: (out / name).stat().st_mtime_ns for name in ("supernet.pt", "subnets.csv", "search/evaluator.pt")}
+    second = run_demo(out, QUICK, progress=False)
+    assert [s.reused for s in second.stages] == [True, True, True, True, False]
+    assert {name: (out / name).stat().st_mtime_ns for name in stamps} == stamps
+    assert [g["arch"] for g in second.generated] == [g["arch"] for g in first.generated]
+    assert "0 measured now" in second.stages[0].detail
+
+    # More subnets: the supernet is reused, only the new subnets are evaluated, and the search reruns.
+    third = run_demo(out, QUICK.replace(subnets=QUICK.subnets + 2), progress=False)
+    assert [s.reused for s in third.stages[:4]] == [True, True, False, False]
+    assert "2 evaluated now" in third.stages[2].detail
+    assert len(_rows(out / "subnets.csv")) >= QUICK.subnets + 2
+
+
+def test_budgets_spread_between_the_10th_and_90th_percentiles() -> None:
+    latencies = [float(i) for i in range(1, 102)]  # 1..101: 10th percentile 11, 90th 91
+    assert demo_budgets(latencies, 5) == [11.0, 31.0, 51.0, 71.0, 91.0]
+    assert demo_budgets(latencies, 1) == [51.0]
+
+
+def test_pareto_front_keeps_only_undominated_points() -> None:
+    points = [(1.0, 0.5), (2.0, 0.4), (2.0, 0.7), (3.0, 0.6), (4.0, 0.9), (0.5, 0.1)]
+    assert pareto_front(points) == [(0.5, 0.1), (1.0, 0.5), (2.0, 0.7), (4.0, 0.9)]
+
+
+def test_quantile_bins_average_equal_groups_by_x() -> None:
+    xs = [5.0, 1.0, 4.0, 2.0, 3.0, 6.0]
+    ys = [0.5, 0.1, 0.4, 0.2, 0.3, 0.7]
+    bins = quantile_bins(xs, ys, bins=3)
+    assert [b["n"] for b in bins] == [2, 2, 2]
+    assert [b["x"] for b in bins] == pytest.approx([1.5, 3.5, 5.5])
+    assert [b["y"] for b in bins] == pytest.approx([0.15, 0.35, 0.6])
+    assert bins[2]["se"] == pytest.approx(0.1)  # sample std 0.1414 of (0.5, 0.7), over sqrt(2)
+
+
+def test_demo_config_refuses_bad_settings_with_a_clear_message() -> None:
+    with pytest.raises(SettingError, match="kind must be one of ort-cpu, litert-cpu, got 'adb-litert'"):
+        DemoConfig(kind="adb-litert")
+    with pytest.raises(SettingError, match="validate_networks must be at least 4"):
+        DemoConfig(validate_networks=3)
+    with pytest.raises(SettingError, match="subnets must be a positive integer, got 0"):
+        DemoConfig(subnets=0)
+    with pytest.raises(SettingError, match="phase_epochs needs 4"):
+        DemoConfig(phase_epochs=(1.0, 1.0))  # type: ignore[arg-type]
+
+
+def test_fingerprints_follow_the_settings() -> None:
+    assert fingerprint("a", {"x": 1, "y": 2}) == fingerprint("a", {"y": 2, "x": 1})
+    assert fingerprint("a", QUICK.to_dict()) != fingerprint("a", QUICK.replace(subnets=30).to_dict())

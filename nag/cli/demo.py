@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from nag.cli._common import print_table
@@ -11,36 +12,35 @@ __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
-    demo = subparsers.add_parser("demo", help="run the pipeline end to end on the embedded default")
-    demo.add_argument("--out", default="nag-demo", help="output folder (default: %(default)s)")
-    demo.add_argument("--n", type=int, default=500, help="architectures to sample (default: %(default)s)")
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    demo = subparsers.add_parser(
+        "demo",
+        help="run the pipeline end to end on the embedded default: local farm, supernet on digits, PNAG, report",
+        description="Measure a latency table on this machine's CPU, train a small supernet on scikit-learn's digits, "
+        "run the PNAG search, generate architectures for a few budgets and write a report (HTML, PNG, CSV, JSON). "
+        "A second run reuses what the first measured and trained.",
+    )
+    demo.add_argument("--out", default="nag-demo", help="output folder, reused by later runs (default: %(default)s)")
+    demo.add_argument("--kind", default="ort-cpu", choices=("ort-cpu", "litert-cpu"), help="local agent that measures")
+    demo.add_argument("--quick", action="store_true", help="a much shorter run of the same stages (a smoke test)")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(handler=_demo)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from nag.demo import PNAG_80_MOBILE, run_demo
-    from nag.space import get_space
+    from nag.demo import QUICK, DemoConfig, run_demo
 
-    report = run_demo(args.out, n=args.n, seed=args.seed)
-    rows = sorted(report.rows, key=lambda r: r["madds"])
-    picks = [rows[0], rows[len(rows) // 4], rows[len(rows) // 2], rows[3 * len(rows) // 4], rows[-1]]
-    print(f"\n{len(rows)} sampled ofa-mbv3 architectures (width 1.2, 224 px); quartiles by MAdds:")
+    config = (QUICK if args.quick else DemoConfig()).replace(kind=args.kind)
+    result = run_demo(args.out, config, progress=not args.quiet, log=lambda line: print(line, file=sys.stderr))
+    stages = ", ".join(f"{s.name.split(' (')[0]} {s.seconds:.0f} s{' (reused)' if s.reused else ''}" for s in result.stages)
+    trend = result.summary["sampled"]["accuracy_vs_latency"]
+    rho = "undefined" if trend["rho"] is None else f"{trend['rho']:.2f} (p = {trend['p_value']:.2g})"
+    print(f"\nstages: {stages}")
+    print(f"accuracy against latency over {result.summary['sampled']['n']} sampled subnets: Spearman rho {rho}")
+    print("generated architectures (latency measured on this machine, top-1 on held-out digits):")
     print_table(
-        ["arch", "MAdds (M)", "params (M)"],
-        [[r["arch"], f"{r['madds_m']:.1f}", f"{r['params_m']:.2f}"] for r in picks],
-        align_right=[False, True, True],
+        ["budget (ms)", "measured (ms)", "top-1", "arch"],
+        [[f"{g['budget_ms']:g}", f"{g['measured_ms']:.3f}", f"{100 * g['top1']:.1f}%", g["arch"]] for g in result.generated],
+        align_right=[True, True, True, False],
     )
-    space = get_space("ofa-mbv3")
-    reference = space.summary(space.parse(PNAG_80_MOBILE))
-    print(
-        f"\nPNAG-80-Mobile: {reference['madds_m']:.0f} M MAdds, {reference['params_m']:.1f} M params "
-        "(the paper's Table 1: 349 M, 7.3 M)"
-    )
-    print(f"distinct latency-table blocks at 224 px: {report.num_blocks}")
-    for item in report.exports:
-        print(f"exported the {item['which']} network to {item['path']}; max |error| vs torch {item['max_abs_error']:.2g}")
-    for note in report.notes:
-        print(f"note: {note}")
-    print(f"report: {report.out / 'archs.csv'}, {report.out / 'summary.json'}, {report.out / 'costs.png'}")
+    print(f"report: {result.out / 'report.html'}")
     return 0

@@ -88,19 +88,6 @@ def _farm(args: argparse.Namespace) -> Any:
     return Farm.connect(args.address) if args.address else Farm.local(kinds=[args.kind])
 
 
-def _progress(total: int, description: str) -> tuple[Any, Any]:
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, desc=description, unit="item", file=sys.stderr)
-
-    def update(report: Any) -> None:
-        bar.n = report.total
-        bar.set_postfix(done=report.done, skipped=report.skipped, failed=len(report.failed), refresh=False)
-        bar.refresh()
-
-    return bar, update
-
-
 def _report_failures(report: Any) -> int:
     for task, why in report.failed:
         print(f"failed: {task.item_kind} {task.item} at {task.resolution}px: {why}", file=sys.stderr)
@@ -110,26 +97,17 @@ def _report_failures(report: Any) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
+    from farm.progress import job_progress
     from farm.store import Store
     from farm.tables import block_tasks, build_tables
 
     spec = _spec(args)
     total = len(block_tasks(args.space, width=args.width, resolutions=args.resolution))  # validates the setting first
-    with Store(args.db) as store, _farm(args) as farm:
-        bar, update = _progress(total, f"{args.kind} blocks")
-        try:
-            report = build_tables(
-                farm,
-                store,
-                space=args.space,
-                width=args.width,
-                resolutions=args.resolution,
-                kind=args.kind,
-                spec=spec,
-                on_progress=update,
-            )
-        finally:
-            bar.close()
+    with Store(args.db) as store, _farm(args) as farm, job_progress(total, f"{args.kind} blocks") as update:
+        report = build_tables(
+            farm, store, space=args.space, width=args.width, resolutions=args.resolution, kind=args.kind, spec=spec,
+            on_progress=update,
+        )  # fmt: skip
     print(
         f"{report.done} measured, {report.skipped} already in {args.db}, {len(report.failed)} failed; per device: {report.per_device}"
     )
@@ -138,20 +116,17 @@ def _build(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from farm.crossval import cross_validated
+    from farm.progress import job_progress
     from farm.store import Store
     from farm.tables import validate_tables
 
     spec = _spec(args)
     with Store(args.db) as store:
-        with _farm(args) as farm:
-            bar, update = _progress(args.n, f"{args.kind} networks")
-            try:
-                outcome = validate_tables(
-                    farm, store, space=args.space, width=args.width, resolution=args.resolution, kind=args.kind, n=args.n,
-                    spec=spec, seed=args.seed, on_progress=update,
-                )  # fmt: skip
-            finally:
-                bar.close()
+        with _farm(args) as farm, job_progress(args.n, f"{args.kind} networks") as update:
+            outcome = validate_tables(
+                farm, store, space=args.space, width=args.width, resolution=args.resolution, kind=args.kind, n=args.n,
+                spec=spec, seed=args.seed, on_progress=update,
+            )  # fmt: skip
         results = cross_validated(
             store,
             kind=args.kind,
@@ -169,7 +144,7 @@ def _validate(args: argparse.Namespace) -> int:
             print(f"table {result['table']}")
             print(
                 f"  n={result['n']}: within 5% {result['within_5pct']:.0%}, within 10% {result['within_10pct']:.0%}, "
-                f"MAPE {result['mape']:.1%}, Kendall tau {result['kendall_tau']:.3f} (calibrated, 2-fold cross-fitted)"
+                f"MAPE {result['mape']:.1%}, Kendall tau {result['kendall_tau']:.3f} (calibrated, {min(5, result['n'])}-fold cross-fitted)"
             )
             raw = result["uncalibrated"]
             print(

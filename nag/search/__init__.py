@@ -4,6 +4,7 @@ Public API (imported on first use, so ``import nag.search`` does not load torch)
 
     run_search(out=..., table=..., config=SearchConfig(...)) -> Path     # train, write a run directory
     generate(run_dir, [budget_ms, ...]) -> list[dict]                   # infer one architecture per budget
+    propose(run_dir, [budget_ms, ...], n=1000) -> list[list[dict]]     # raw policy draws per budget (Fig. 3)
     load_run(run_dir) -> (SearchModel, metrics)                          # the trained parts, for your own use
 
 Modules: :mod:`~nag.search.dominance` (Eqn. 6), :mod:`~nag.search.budgets` (K budgets, embeddings,
@@ -29,6 +30,7 @@ __all__ = [
     "TuneOptions",
     "generate",
     "load_run",
+    "propose",
     "run_search",
 ]
 
@@ -43,6 +45,7 @@ _EXPORTS = {
     "TuneOptions": "nag.search.tuning",
     "generate": "nag.search.api",
     "load_run": "nag.search.rundir",
+    "propose": "nag.search.api",
     "run_search": "nag.search.api",
 }
 

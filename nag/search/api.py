@@ -28,7 +28,7 @@ from nag.data import ArchTable
 from nag.errors import SettingError
 from nag.latency import LatencyPredictor
 from nag.search.config import SearchConfig
-from nag.search.inference import infer, warm_up
+from nag.search.inference import infer, sample_policy, warm_up
 from nag.search.model import SearchModel, new_evaluator, new_generator
 from nag.search.prepare import prepare
 from nag.search.rundir import check_storable, load_run, save_run
@@ -36,7 +36,7 @@ from nag.search.training import PreparedData, TrialOutcome, run_trial
 from nag.search.tuning import TuneOptions
 from nag.space import get_space
 
-__all__ = ["generate", "run_search"]
+__all__ = ["generate", "propose", "run_search"]
 
 
 @contextlib.contextmanager
@@ -185,3 +185,21 @@ def generate(
         model, _ = load_run(run_dir)
         warm_up(model)
         return [g.to_dict() for g in infer(model, budgets_ms, seed=seed, candidates=candidates, max_rounds=max_rounds)]
+
+
+def propose(
+    run_dir: str | os.PathLike[str], budgets_ms: Sequence[float], *, n: int, seed: int = 0, threads: int | None = 1
+) -> list[list[dict[str, Any]]]:
+    """For each budget, ``n`` raw draws of the generator's policy (duplicates kept, none filtered), each a
+    dict of ``arch`` and ``latency_ms`` (the run's latency predictor): how well the generator alone meets
+    the budget, as the paper's Fig. 3 (b), (c) shows.
+    """
+    with torch_threads(threads):
+        model, _ = load_run(run_dir)
+        proposals = []
+        for budget in budgets_ms:
+            archs = sample_policy(model, budget, n, seed=seed)
+            proposals.append(
+                [{"arch": a, "latency_ms": ms} for a, ms in zip(archs, model.latency.predict_ms(archs), strict=True)]
+            )
+        return proposals

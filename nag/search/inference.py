@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from nag.errors import SettingError
 from nag.search.model import SearchModel
 
-__all__ = ["Generated", "infer", "warm_up"]
+__all__ = ["Generated", "infer", "sample_policy", "warm_up"]
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,19 @@ def _infer_one(model: SearchModel, budget_ms: float, *, seed: int, candidates: i
         time_ms=(time.perf_counter() - started) * 1000.0,
         note=_note(feasible, budget_ms, placement.outside, model, rounds, float(latency.min())),
     )
+
+
+@torch.no_grad()
+def sample_policy(model: SearchModel, budget_ms: float, n: int, *, seed: int = 0) -> list[str]:
+    """``n`` architectures drawn from the generator's policy for ``budget_ms``, duplicates kept and nothing
+    filtered: what the generator proposes before inference checks the latency (the paper's Fig. 3 (b), (c)).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise SettingError(f"n must be a positive integer, got {n!r}")
+    embedding = model.generator.budget_embedding.mix([model.budgets.place(budget_ms)])
+    sampler = torch.Generator().manual_seed(_budget_seed(seed, budget_ms))
+    actions = model.generator.sample_actions(embedding.expand(n, -1), generator=sampler)
+    return [model.space.format(a) for a in model.layout.actions_to_archs(model.space, actions)]
 
 
 def warm_up(model: SearchModel) -> None:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FORMATS",
     "ExportResult",
+    "cache_path",
     "cached_export",
     "export_blocks",
     "export_model",
@@ -212,6 +213,18 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("NAG_CACHE_DIR", "~/.cache/nag")).expanduser() / "models"
 
 
+def cache_path(
+    specs: Block | Sequence[Block], *, fmt: str, cache_dir: str | os.PathLike[str] | None = None, seed: int = 0
+) -> Path:
+    """Where :func:`cached_export` keeps these block specs' file: named by a hash of the block keys, the
+    format and the weight seed."""
+    import hashlib
+
+    blocks = [specs] if not isinstance(specs, Sequence) else list(specs)
+    digest = hashlib.sha256("|".join([fmt, str(seed), *(b.key for b in blocks)]).encode()).hexdigest()[:20]
+    return (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / f"{digest}.{fmt}"
+
+
 def cached_export(
     specs: Block | Sequence[Block], *, fmt: str, cache_dir: str | os.PathLike[str] | None = None, seed: int = 0
 ) -> Path:
@@ -220,12 +233,7 @@ def cached_export(
     The file is named by a hash of the block keys, the format and the weight seed, so the same network or
     block at the same setting is exported once per machine.
     """
-    import hashlib
-
-    blocks = [specs] if not isinstance(specs, Sequence) else list(specs)
-    digest = hashlib.sha256("|".join([fmt, str(seed), *(b.key for b in blocks)]).encode()).hexdigest()[:20]
-    path = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    target = path / f"{digest}.{fmt}"
+    target = cache_path(specs, fmt=fmt, cache_dir=cache_dir, seed=seed)
     if not target.exists():
         export_blocks(specs, fmt=fmt, out=target, seed=seed)
     return target

@@ -73,6 +73,22 @@ def test_short_progressive_shrinking_learns_and_bigger_subnets_do_better(trained
     assert sum(a for _, a in large) / len(large) > sum(a for _, a in small) / len(small) - 0.02, by_size
 
 
+def test_channels_last_evaluation_and_training_compute_the_same(trained: tuple, digits: Data) -> None:
+    supernet, _ = trained
+    archs = _archs(3, seed=4)
+    nchw = evaluate(supernet, archs, digits, settings=replace(SETTINGS, channels_last=False), progress=False)
+    nhwc = evaluate(supernet, archs, digits, settings=replace(SETTINGS, channels_last=True), progress=False)
+    assert nchw.keys() == nhwc.keys()
+    for arch in nchw:  # a flipped prediction or two at most: the layouts sum in different orders
+        assert nhwc[arch][0] == pytest.approx(nchw[arch][0], abs=0.011)
+    one_step = replace(SCHEDULE, phases=(replace(DEFAULT_PHASES[0], epochs=1),), max_steps_per_epoch=1)
+    weights = [
+        train_supernet(digits, replace(one_step, channels_last=layout), progress=False).state_dict()["classifier.linear.weight"]
+        for layout in (False, True)
+    ]
+    assert torch.allclose(weights[0], weights[1], atol=1e-4)
+
+
 def test_evaluation_resumes_from_its_table(trained: tuple, digits: Data, tmp_path: Path) -> None:
     supernet, _ = trained
     out = tmp_path / "acc.csv"

@@ -43,6 +43,7 @@ class EvalSettings:
     max_val: int | None = None  # evaluate on the first max_val validation images; None: all
     seed: int = 0  # which training images calibrate (a seeded choice, the same for every subnet)
     device: str = "cpu"  # torch device of the subnet
+    channels_last: bool = True  # NHWC subnet and batches: ~3x faster forward passes on CPU (oneDNN)
 
 
 @torch.no_grad()
@@ -73,12 +74,15 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[torch.Tensor]) -> int:
 
 
 @torch.no_grad()
-def top1(model: nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor]], *, device: str = "cpu") -> tuple[float, int]:
+def top1(
+    model: nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor]], *, device: str = "cpu",
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> tuple[float, int]:  # fmt: skip
     """(top-1 accuracy fraction, number of images) of ``model`` in eval mode over ``loader``."""
     model.eval()
     hits = total = 0
     for images, labels in loader:
-        predicted = model(images.to(device)).argmax(dim=1).cpu()
+        predicted = model(images.to(device, memory_format=memory_format)).argmax(dim=1).cpu()
         hits += int((predicted == labels).sum())
         total += len(labels)
     if total == 0:
@@ -104,15 +108,20 @@ class SubnetEvaluator:
         n_val = len(self.data.val)  # type: ignore[arg-type]
         self.val = self.data.val if settings.max_val is None else Subset(self.data.val, range(min(settings.max_val, n_val)))
 
+    @property
+    def _layout(self) -> torch.memory_format:
+        return torch.channels_last if self.settings.channels_last else torch.contiguous_format
+
     def _calib_batches(self) -> Iterator[torch.Tensor]:
         for images, _ in DataLoader(self.calib, batch_size=self.settings.batch_size):
-            yield images.to(self.settings.device)
+            yield images.to(self.settings.device, memory_format=self._layout)
 
     def evaluate(self, arch: MBV3Arch | str) -> tuple[str, float, int]:
         """(canonical arch, top-1 fraction, validation images) of one subnet, batch-norm recalibrated."""
-        subnet = self.supernet.extract(arch).to(self.settings.device)
+        subnet = self.supernet.extract(arch).to(self.settings.device, memory_format=self._layout)  # type: ignore[call-overload]
         recalibrate_bn(subnet, self._calib_batches())
-        accuracy, n_val = top1(subnet, DataLoader(self.val, batch_size=self.settings.batch_size), device=self.settings.device)
+        val = DataLoader(self.val, batch_size=self.settings.batch_size)
+        accuracy, n_val = top1(subnet, val, device=self.settings.device, memory_format=self._layout)
         return str(self.supernet.active_arch), accuracy, n_val
 
 

@@ -45,6 +45,10 @@ class SupernetAccuracy:
     def space(self) -> str:
         return self._space.name
 
+    def known(self, archs: Sequence[Any]) -> int:
+        """How many of ``archs`` already have an accuracy (in memory or in the cache table): no evaluation needed."""
+        return sum(1 for a in archs if str(self._space.parse(a)) in self._cache)
+
     def accuracy(self, archs: Sequence[Any]) -> list[float]:
         keys = [str(self._space.parse(a)) for a in archs]
         missing = list(dict.fromkeys(k for k in keys if k not in self._cache))

@@ -62,6 +62,7 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None  # cap on steps per epoch (short test runs); None: the whole set
     seed: int = 0  # subnet sampling, batch order and initial weights
     device: str = "cpu"  # torch device
+    channels_last: bool = True  # NHWC weights and batches: oneDNN's depthwise convolutions run ~1.7x faster on CPU
 
     def __post_init__(self) -> None:
         if not self.phases:
@@ -97,7 +98,8 @@ def train_supernet(
         supernet = OFAMobileNetV3Supernet(width=config.width, num_classes=data.num_classes)
     elif supernet.num_classes != data.num_classes:
         raise SettingError(f"the supernet has {supernet.num_classes} classes, the data {data.num_classes}; they must agree")
-    supernet.to(config.device).train()
+    layout = torch.channels_last if config.channels_last else torch.contiguous_format
+    supernet.to(config.device, memory_format=layout).train()  # type: ignore[call-overload]  # (torch accepts it; its stubs lack it)
     rng = random.Random(config.seed)
     n_train = len(data.train)  # type: ignore[arg-type]
     steps_per_epoch = math.ceil(n_train / config.batch_size)
@@ -126,7 +128,14 @@ def train_supernet(
                 if step >= total or batch >= steps_per_epoch:
                     break
                 running = _step(
-                    supernet, images.to(config.device), labels.to(config.device), phase, config, rng, single, optimizer
+                    supernet,
+                    images.to(config.device, memory_format=layout),
+                    labels.to(config.device),
+                    phase,
+                    config,
+                    rng,
+                    single,
+                    optimizer,
                 )
                 schedule.step()
                 step += 1

@@ -1,0 +1,318 @@
+"""The demo's report: figures as PNG, the numbers as CSV and JSON, and one self-contained HTML page.
+
+- ``frontier.png``: top-1 against table latency of the sampled subnets, their Pareto front, the mean
+  top-1 per latency quintile (the trend), and the generated architecture of each budget.
+- ``histogram.png``: the paper's Fig. 3 on this machine: (a) the latency histogram of the uniformly sampled
+  architectures, then for some budgets the latencies of the generator's raw draws against uniform
+  sampling, with the budget marked.
+- ``validation.png``: the block table's prediction against measured whole networks (written by the
+  latency stage).
+- ``sampled.csv``, ``generated.csv``, ``summary.json``, and ``report.html`` with all of it inlined.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from nag.data import atomic_write_bytes
+from nag.demo.pipeline import DemoResult
+
+__all__ = ["pareto_front", "quantile_bins", "spearman", "write_report"]
+
+GENERATED_COLUMNS = ("budget_ms", "arch", "latency_ms", "measured_ms", "accuracy", "top1", "feasible", "time_ms")
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The (latency, accuracy) points no other point beats on both (lower latency, higher accuracy), by latency."""
+    front: list[tuple[float, float]] = []
+    for latency, accuracy in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not front or accuracy > front[-1][1]:
+            front.append((latency, accuracy))
+    return front
+
+
+def quantile_bins(xs: Sequence[float], ys: Sequence[float], bins: int = 5) -> list[dict[str, float]]:
+    """Split the points into ``bins`` groups of equal size by x; each group's mean x, mean y and y's standard error."""
+    order = sorted(range(len(xs)), key=lambda i: xs[i])
+    groups = [order[round(b * len(order) / bins) : round((b + 1) * len(order) / bins)] for b in range(bins)]
+    out = []
+    for group in groups:
+        if not group:
+            continue
+        gy = [ys[i] for i in group]
+        mean_y = sum(gy) / len(gy)
+        var = sum((y - mean_y) ** 2 for y in gy) / (len(gy) - 1) if len(gy) > 1 else 0.0
+        out.append({"x": sum(xs[i] for i in group) / len(group), "y": mean_y, "se": math.sqrt(var / len(gy)), "n": len(gy)})
+    return out
+
+
+def spearman(xs: Sequence[float], ys: Sequence[float]) -> dict[str, float | None]:
+    """Spearman's rank correlation and its two-sided p-value (None when undefined, e.g. constant values)."""
+    from scipy.stats import spearmanr
+
+    if len(xs) < 3:
+        return {"rho": None, "p_value": None}
+    found = spearmanr(xs, ys)
+    rho, p = float(found.statistic), float(found.pvalue)
+    return {"rho": None if math.isnan(rho) else rho, "p_value": None if math.isnan(p) else p}
+
+
+def _png(draw: Callable[[Any], None], *, size: tuple[float, float]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure = plt.figure(figsize=size, dpi=110)
+    try:
+        draw(figure)
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        return buffer.getvalue()
+    finally:
+        plt.close(figure)
+
+
+def _frontier(result: DemoResult, trend: list[dict[str, float]], rho: dict[str, float | None]) -> Callable[[Any], None]:
+    def draw(figure: Any) -> None:
+        axes = figure.subplots()
+        lat = [r["latency_ms"] for r in result.sampled]
+        acc = [100 * r["accuracy"] for r in result.sampled]
+        axes.scatter(lat, acc, s=10, color="tab:gray", alpha=0.55, edgecolors="none", label=f"{len(lat)} sampled subnets")
+        front = pareto_front(list(zip(lat, acc, strict=True)))
+        axes.step(
+            [p[0] for p in front],
+            [p[1] for p in front],
+            where="post",
+            color="tab:gray",
+            linewidth=1.0,
+            label="their Pareto front",
+        )
+        axes.errorbar(
+            [b["x"] for b in trend], [100 * b["y"] for b in trend], yerr=[100 * b["se"] for b in trend], color="tab:blue",
+            marker="o", capsize=3, label="mean per latency quintile (+-1 s.e.)",
+        )  # fmt: skip
+        for i, g in enumerate(result.generated):
+            axes.axvline(g["budget_ms"], color="tab:red", linestyle=":", linewidth=0.8, label="budgets" if i == 0 else None)
+            axes.plot([g["latency_ms"], g["measured_ms"]], [100 * g["top1"]] * 2, color="tab:red", linewidth=0.8, alpha=0.6)
+        top1 = [100 * g["top1"] for g in result.generated]
+        axes.scatter(
+            [g["latency_ms"] for g in result.generated], top1, marker="*", s=150, color="tab:red", edgecolors="black",
+            linewidths=0.5, zorder=5, label="generated, at table latency",
+        )  # fmt: skip
+        axes.scatter(
+            [g["measured_ms"] for g in result.generated], top1, marker="*", s=150, facecolors="none", edgecolors="tab:red",
+            zorder=5, label="generated, at measured latency",
+        )  # fmt: skip
+        c = result.config
+        r = "n/a" if rho["rho"] is None else f"{rho['rho']:.2f}"
+        axes.set_title(
+            f"ofa-mbv3 w{c.width:g}: latency at {c.resolution} px on {c.kind}, top-1 on digits at {c.data_resolution} px\n"
+            f"Spearman rho(latency, top-1) = {r}",
+            fontsize=9,
+        )
+        calibrated = "calibrated" if result.table.get("validation", {}).get("calibrated") else "uncalibrated"
+        axes.set_xlabel(f"latency (ms): block table, {calibrated} ({c.kind})")
+        axes.set_ylabel("top-1 on held-out digits (%)")
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=7, loc="lower right")
+
+    return draw
+
+
+def _histograms(result: DemoResult) -> Callable[[Any], None]:
+    sampled = result.uniform_ms
+    chosen = _histogram_budgets(result.proposals)
+
+    def draw(figure: Any) -> None:
+        panels = figure.subplots(1, 1 + len(chosen), squeeze=False)[0]
+        low = min(sampled + [x for p in chosen for x in p["latencies_ms"]])
+        high = max(sampled + [x for p in chosen for x in p["latencies_ms"]])
+        edges = [low + (high - low) * i / 30 for i in range(31)]
+        panels[0].hist(sampled, bins=edges, color="tab:gray")
+        panels[0].set_title(f"(a) {len(sampled)} uniformly sampled (table latency)", fontsize=9)
+        panels[0].set_ylabel("architectures")
+        for index, (axes, proposal) in enumerate(zip(panels[1:], chosen, strict=True)):
+            budget, draws = proposal["budget_ms"], proposal["latencies_ms"]
+            inside = sum(x <= budget for x in draws) / len(draws)
+            uniform = sum(x <= budget for x in sampled) / len(sampled)
+            weights = [len(draws) / len(sampled)] * len(sampled)  # uniform sampling scaled to the same count
+            axes.hist(sampled, bins=edges, weights=weights, color="tab:gray", alpha=0.45, label=f"uniform ({uniform:.0%} fit)")
+            axes.hist(draws, bins=edges, color="tab:blue", alpha=0.75, label=f"PNAG generator ({inside:.0%} fit)")
+            axes.axvline(budget, color="tab:red", linewidth=1.5, label=f"B = {budget:g} ms")
+            axes.set_title(f"({chr(ord('b') + index)}) {len(draws)} draws given B = {budget:g} ms", fontsize=9)
+            axes.legend(fontsize=7)
+        for axes in panels:
+            axes.set_xlabel("latency (ms)")
+            axes.grid(alpha=0.3)
+
+    return draw
+
+
+def _histogram_budgets(proposals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first, middle and last budgets (as the paper shows a few budgets, not all)."""
+    if len(proposals) <= 3:
+        return proposals
+    return [proposals[0], proposals[len(proposals) // 2], proposals[-1]]
+
+
+def _csv(rows: list[dict[str, Any]], columns: Sequence[str]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue().encode()
+
+
+def summarise(result: DemoResult) -> dict[str, Any]:
+    """The report's numbers (``summary.json``)."""
+    lat = [r["latency_ms"] for r in result.sampled]
+    acc = [r["accuracy"] for r in result.sampled]
+    trend = quantile_bins(lat, acc)
+    proposals = [
+        {"budget_ms": p["budget_ms"], "n": len(p["latencies_ms"]),
+         "fit_generator": sum(x <= p["budget_ms"] for x in p["latencies_ms"]) / len(p["latencies_ms"]),
+         "fit_uniform": sum(x <= p["budget_ms"] for x in result.uniform_ms) / len(result.uniform_ms)}
+        for p in result.proposals
+    ]  # fmt: skip
+    return {
+        "config": result.config.to_dict(),
+        "stages": [s.__dict__ for s in result.stages],
+        "latency_table": result.table,
+        "sampled": {"n": len(lat), "accuracy_vs_latency": {**spearman(lat, acc), "quintiles": trend}},
+        "search": result.search,
+        "generated": [{k: g.get(k) for k in (*GENERATED_COLUMNS, "note")} for g in result.generated],
+        "proposals": proposals,
+    }
+
+
+def write_report(result: DemoResult) -> dict[str, Any]:
+    """Write every report file into ``result.out``; returns the summary."""
+    out = result.out
+    summary = summarise(result)
+    trend = summary["sampled"]["accuracy_vs_latency"]
+    frontier = _png(_frontier(result, trend["quintiles"], trend), size=(7.2, 4.8))
+    histogram = _png(_histograms(result), size=(4.0 * (1 + len(_histogram_budgets(result.proposals))), 3.6))
+    atomic_write_bytes(out / "frontier.png", frontier)
+    atomic_write_bytes(out / "histogram.png", histogram)
+    atomic_write_bytes(out / "sampled.csv", _csv(result.sampled, ("arch", "latency_ms", "accuracy")))
+    atomic_write_bytes(out / "generated.csv", _csv(result.generated, GENERATED_COLUMNS))
+    atomic_write_bytes(out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
+    validation = (out / "validation.png").read_bytes() if (out / "validation.png").exists() else None
+    page = render_html(result, summary, {"frontier": frontier, "histogram": histogram, "validation": validation})
+    atomic_write_bytes(out / "report.html", page.encode())
+    return summary
+
+
+# -- HTML ------------------------------------------------------------------------------------------------------
+_STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 70rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
+table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; font-size: 0.9rem; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: right; }
+th:first-child, td:first-child, td.text { text-align: left; }
+code { font-size: 0.8rem; } img { max-width: 100%; } .note { color: #555; font-size: 0.9rem; }
+"""
+
+
+def _img(png: bytes | None, alt: str) -> str:
+    if png is None:
+        return f"<p class='note'>({html.escape(alt)}: not available)</p>"
+    return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], *, text_columns: Sequence[int] = ()) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(
+            f"<td{' class=text' if i in text_columns else ''}>{html.escape(str(v))}</td>" for i, v in enumerate(row)
+        ) + "</tr>"
+        for row in rows
+    )  # fmt: skip
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def render_html(result: DemoResult, summary: dict[str, Any], pngs: dict[str, bytes | None]) -> str:
+    c = result.config
+    trend = summary["sampled"]["accuracy_vs_latency"]
+    validation = result.table.get("validation", {})
+    rho = "n/a" if trend["rho"] is None else f"{trend['rho']:.3f}"
+    p_value = "n/a" if trend["p_value"] is None else f"{trend['p_value']:.2g}"
+    stages = _table(
+        ["stage", "seconds", "reused", "what happened"],
+        [[s.name, f"{s.seconds:.1f}", "yes" if s.reused else "no", s.detail] for s in result.stages],
+        text_columns=(0, 3),
+    )
+    generated = _table(
+        ["budget (ms)", "predicted (ms)", "measured (ms)", "top-1", "estimate", "feasible", "inference (ms)", "architecture"],
+        [
+            [
+                f"{g['budget_ms']:g}",
+                f"{g['latency_ms']:.3f}",
+                f"{g['measured_ms']:.3f}",
+                _pct(g["top1"]),
+                _pct(g["accuracy"]),
+                "yes" if g["feasible"] else "no",
+                f"{g['time_ms']:.1f}",
+                g["arch"],
+            ]
+            for g in result.generated
+        ],
+        text_columns=(7,),
+    )
+    quintiles = _table(
+        ["latency quintile", "mean latency (ms)", "mean top-1", "s.e.", "subnets"],
+        [[str(i + 1), f"{b['x']:.3f}", _pct(b["y"]), _pct(b["se"]), str(b["n"])] for i, b in enumerate(trend["quintiles"])],
+    )
+    fits = _table(
+        ["budget (ms)", "generator draws within budget", "uniform samples within budget"],
+        [[f"{p['budget_ms']:g}", _pct(p["fit_generator"]), _pct(p["fit_uniform"])] for p in summary["proposals"]],
+    )
+    key = result.table.get("key", {})
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>NAG Farm demo report</title><style>{_STYLE}</style></head>
+<body>
+<h1>NAG Farm demo: PNAG on this machine</h1>
+<p>Search space <code>ofa-mbv3</code> at width {c.width:g}. Latency measured at {c.resolution} px by the local
+<code>{html.escape(c.kind)}</code> agent ({html.escape(str(key.get("runtime", "")))} {html.escape(str(key.get("runtime_version", "")))}).
+Accuracy from a small proxy: a once-for-all supernet trained by progressive shrinking on scikit-learn's
+8x8 digits, upsampled to {c.data_resolution} px, with each subnet batch-norm recalibrated and scored on
+held-out digits. The proxy shows the mechanics, not ImageNet accuracy: see the README for real data.</p>
+
+<h2>Stages</h2>{stages}
+
+<h2>Accuracy against latency</h2>
+<p>Spearman's rho between table latency and top-1 over the {summary["sampled"]["n"]} sampled subnets: <b>{rho}</b>
+(p = {p_value}).</p>
+{_img(pngs["frontier"], "frontier")}
+{quintiles}
+
+<h2>Generated architectures</h2>
+<p>One generator inference per budget, then each network measured on the farm and scored by the supernet.
+"Estimate" is the search's accuracy model; "top-1" the supernet's measurement.</p>
+{generated}
+
+<h2>Latency histograms (as the paper's Fig. 3)</h2>
+{_img(pngs["histogram"], "latency histograms")}
+{fits}
+
+<h2>The latency table against measured networks</h2>
+<p>{validation.get("n", 0)} random whole networks; {"calibrated and cross-fitted" if validation.get("calibrated") else "uncalibrated"}:
+within 10%: {_pct(validation.get("within_10pct"))}, MAPE {_pct(validation.get("mape"))},
+Kendall tau {validation.get("kendall_tau") if validation.get("kendall_tau") is None else f"{validation['kendall_tau']:.3f}"}.</p>
+{_img(pngs["validation"], "table validation")}
+<p class="note">Files beside this page: sampled.csv, generated.csv, summary.json, subnets.csv, latency.db (SQLite),
+supernet.pt, search/ (the run directory: <code>nag generate --run search --budget MS</code>).</p>
+</body></html>
+"""

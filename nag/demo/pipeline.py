@@ -232,7 +232,7 @@ def _subnets(
     progress: bool,
 ) -> Any:  # fmt: skip
     from nag.accuracy.supernet.data import DataSpec
-    from nag.accuracy.supernet.evaluate import EvalSettings
+    from nag.accuracy.supernet.evaluation import EvalSettings
     from nag.accuracy.supernet.source import SupernetAccuracy
     from nag.space import get_space
 

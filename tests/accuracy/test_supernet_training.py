@@ -15,7 +15,7 @@ from nag.accuracy import AccuracySource
 from nag.accuracy.supernet import OFAMobileNetV3Supernet, largest_arch, load_supernet, sample_arch, save_supernet, smallest_arch
 from nag.accuracy.supernet.cli import register
 from nag.accuracy.supernet.data import Data, DataSpec, load_data
-from nag.accuracy.supernet.evaluate import EvalSettings, ResultsTable, evaluate, recalibrate_bn
+from nag.accuracy.supernet.evaluation import EvalSettings, ResultsTable, evaluate, recalibrate_bn
 from nag.accuracy.supernet.source import SupernetAccuracy
 from nag.accuracy.supernet.train import DEFAULT_PHASES, TrainConfig, train_supernet
 from nag.space.ofa_mbv3 import OFAMobileNetV3Space

@@ -3,7 +3,7 @@
 - :mod:`.network`: :class:`OFAMobileNetV3Supernet` (OFA's layout), ``extract``, checkpoints.
 - :mod:`.data`: the embedded digits set and ImageNet-layout folders (:class:`DataSpec`).
 - :mod:`.train`: progressive shrinking (:func:`train_supernet`).
-- :mod:`.evaluate`: batch-norm recalibration, top-1, resumable evaluation of many subnets, on Ray or not.
+- :mod:`.evaluation`: batch-norm recalibration, top-1, resumable evaluation of many subnets, on Ray or not.
 - :mod:`.source`: :class:`SupernetAccuracy`, an :class:`nag.accuracy.AccuracySource`.
 - :mod:`.cli`: ``nag supernet train|eval`` (``register(subparsers)``).
 """
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # names load lazily (below), so that importing nag.accuracy.supernet.cli costs no torch import
     from nag.accuracy.supernet.data import DIGITS, Data, DataSpec, load_data
     from nag.accuracy.supernet.errors import CheckpointError, DataError
-    from nag.accuracy.supernet.evaluate import EvalSettings, ResultsTable, SubnetEvaluator, evaluate, recalibrate_bn, top1
+    from nag.accuracy.supernet.evaluation import EvalSettings, ResultsTable, SubnetEvaluator, evaluate, recalibrate_bn, top1
     from nag.accuracy.supernet.network import (
         OFAMobileNetV3Supernet,
         largest_arch,
@@ -61,22 +61,22 @@ _WHERE = {
     "Data": "nag.accuracy.supernet.data",
     "DataError": "nag.accuracy.supernet.errors",
     "DataSpec": "nag.accuracy.supernet.data",
-    "EvalSettings": "nag.accuracy.supernet.evaluate",
+    "EvalSettings": "nag.accuracy.supernet.evaluation",
     "OFAMobileNetV3Supernet": "nag.accuracy.supernet.network",
     "Phase": "nag.accuracy.supernet.train",
-    "ResultsTable": "nag.accuracy.supernet.evaluate",
-    "SubnetEvaluator": "nag.accuracy.supernet.evaluate",
+    "ResultsTable": "nag.accuracy.supernet.evaluation",
+    "SubnetEvaluator": "nag.accuracy.supernet.evaluation",
     "SupernetAccuracy": "nag.accuracy.supernet.source",
     "TrainConfig": "nag.accuracy.supernet.train",
-    "evaluate": "nag.accuracy.supernet.evaluate",
+    "evaluate": "nag.accuracy.supernet.evaluation",
     "largest_arch": "nag.accuracy.supernet.network",
     "load_data": "nag.accuracy.supernet.data",
     "load_supernet": "nag.accuracy.supernet.network",
-    "recalibrate_bn": "nag.accuracy.supernet.evaluate",
+    "recalibrate_bn": "nag.accuracy.supernet.evaluation",
     "sample_arch": "nag.accuracy.supernet.network",
     "save_supernet": "nag.accuracy.supernet.network",
     "smallest_arch": "nag.accuracy.supernet.network",
-    "top1": "nag.accuracy.supernet.evaluate",
+    "top1": "nag.accuracy.supernet.evaluation",
     "train_supernet": "nag.accuracy.supernet.train",
 }
 

@@ -96,7 +96,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from nag.accuracy.supernet.evaluate import EvalSettings, evaluate
+    from nag.accuracy.supernet.evaluation import EvalSettings, evaluate
     from nag.space.ofa_mbv3 import OFAMobileNetV3Space
 
     if args.n < 1:

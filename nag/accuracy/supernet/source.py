@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from nag.accuracy.supernet.data import Data, DataSpec
-from nag.accuracy.supernet.evaluate import EvalSettings, ResultsTable, SubnetEvaluator, evaluate
+from nag.accuracy.supernet.evaluation import EvalSettings, ResultsTable, SubnetEvaluator, evaluate
 from nag.accuracy.supernet.network import OFAMobileNetV3Supernet
 from nag.space.ofa_mbv3 import OFAMobileNetV3Space
 

@@ -300,7 +300,9 @@ held-out digits. The proxy shows the mechanics, not ImageNet accuracy: see the R
 
 <h2>Generated architectures</h2>
 <p>One generator inference per budget, then each network measured on the farm and scored by the supernet.
-"Estimate" is the search's accuracy model; "top-1" the supernet's measurement.</p>
+"Estimate" is the search's accuracy model; "top-1" the supernet's measurement, on the same held-out digits
+that labelled the search's architectures (at this size there is no third split), so the generated
+networks' top-1 may be a little optimistic: read it against the sampled subnets' spread.</p>
 {generated}
 
 <h2>Latency histograms (as the paper's Fig. 3)</h2>

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -85,11 +86,18 @@ def test_demo_runs_every_stage_for_real_and_a_rerun_reuses_them(loopback_farm: P
     assert [g["arch"] for g in second.generated] == [g["arch"] for g in first.generated]
     assert "0 measured now" in second.stages[0].detail
 
-    # More subnets: the supernet is reused, only the new subnets are evaluated, and the search reruns.
-    third = run_demo(out, QUICK.replace(subnets=QUICK.subnets + 2), progress=False)
+    # A given checkpoint with the same weights, and more subnets: nothing is trained, only the new subnets are
+    # evaluated (accuracies follow the checkpoint's content), and the search reruns on the larger sample.
+    given = loopback_farm.parent / "given.pt"
+    shutil.copy(out / "supernet.pt", given)
+    third = run_demo(out, QUICK.replace(subnets=QUICK.subnets + 2, checkpoint=str(given)), progress=False)
     assert [s.reused for s in third.stages[:4]] == [True, True, False, False]
+    assert third.stages[1].detail == f"given: {given}"
     assert "2 evaluated now" in third.stages[2].detail
-    assert len(_rows(out / "subnets.csv")) >= QUICK.subnets + 2
+    table = [r["arch"] for r in _rows(out / "subnets.csv")]  # sampled subnets, and the generated ones scored
+    assert len(table) == len(set(table)) and {r["arch"] for r in _rows(out / "sampled.csv")} <= set(table)
+    assert len(_rows(out / "sampled.csv")) == QUICK.subnets + 2
+    assert str(given) in (out / "report.html").read_text()
 
 
 def test_budgets_spread_between_the_10th_and_90th_percentiles() -> None:
@@ -120,6 +128,10 @@ def test_demo_config_refuses_bad_settings_with_a_clear_message() -> None:
         DemoConfig(validate_networks=3)
     with pytest.raises(SettingError, match="subnets must be a positive integer, got 0"):
         DemoConfig(subnets=0)
+    with pytest.raises(SettingError, match="data must be 'digits' or an ImageNet-layout folder"):
+        DemoConfig(data="/no/such/folder")
+    with pytest.raises(SettingError, match=r"supernet checkpoint '/no/such\.pt' is not a file"):
+        DemoConfig(checkpoint="/no/such.pt")
     with pytest.raises(SettingError, match="phase_epochs needs 4"):
         DemoConfig(phase_epochs=(1.0, 1.0))  # type: ignore[arg-type]
 

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from nag.errors import SettingError
@@ -43,7 +44,9 @@ class DemoConfig:
     warmup: int = 5  # warm-up inferences per measurement
     validate_networks: int = 12  # random whole networks measured to calibrate and validate the block table
     # Accuracy: a supernet trained by progressive shrinking on the embedded digits, then subnets evaluated.
-    data_resolution: int = 32  # pixels the 8x8 digits are upsampled to, for training and evaluation
+    data: str = "digits"  # "digits" (embedded, the proxy) or an ImageNet-layout folder DIR/{train,val}/<class>/
+    data_resolution: int | None = None  # pixels of the accuracy data; None: 32 for digits, else ``resolution``
+    checkpoint: str | None = None  # a trained supernet (OFA's published file, 'nag supernet train'); None: train one
     phase_epochs: tuple[float, float, float, float] = (3.0, 1.0, 1.0, 1.0)  # largest, kernel, depth, expand
     batch_size: int = 64
     lr: float = 0.05
@@ -71,10 +74,28 @@ class DemoConfig:
             )
         if self.subnets < 20:
             raise SettingError(f"subnets must be at least 20 (the search holds out a fifth), got {self.subnets}")
+        if self.data != "digits" and not Path(self.data).is_dir():
+            raise SettingError(f"data must be 'digits' or an ImageNet-layout folder (DIR/train, DIR/val), got {self.data!r}")
+        if self.checkpoint is not None and not Path(self.checkpoint).is_file():
+            raise SettingError(
+                f"supernet checkpoint {self.checkpoint!r} is not a file; give OFA's published checkpoint or 'nag supernet train' output"
+            )
         if len(self.phase_epochs) != 4 or any(e < 0 for e in self.phase_epochs):
             raise SettingError(
                 f"phase_epochs needs 4 non-negative values (largest, kernel, depth, expand), got {self.phase_epochs}"
             )
+
+    @property
+    def accuracy_resolution(self) -> int:
+        """Pixels of the accuracy data: ``data_resolution``, else 32 for digits and ``resolution`` for a folder."""
+        if self.data_resolution is not None:
+            return self.data_resolution
+        return 32 if self.data == "digits" else self.resolution
+
+    @property
+    def data_label(self) -> str:
+        """How the report names the accuracy's validation images."""
+        return "held-out digits" if self.data == "digits" else f"{self.data}/val"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from nag.demo.config import DemoConfig, fingerprint
+from nag.errors import SettingError
 
 __all__ = ["DemoResult", "Stage", "run_demo"]
 
@@ -199,22 +200,31 @@ def _fmt(value: float | None) -> str:
 
 # -- 2. supernet -----------------------------------------------------------------------------------------------
 def _supernet(result: DemoResult, state: _State, say: Callable[[str], None], progress: bool) -> tuple[Path, str]:
+    """The checkpoint the subnets come from, and its content hash (what later stages depend on)."""
     from nag.accuracy.supernet.data import DataSpec, load_data
-    from nag.accuracy.supernet.network import save_supernet
+    from nag.accuracy.supernet.network import load_supernet, save_supernet
     from nag.accuracy.supernet.train import DEFAULT_PHASES, TrainConfig
 
     c = result.config
-    phases = tuple(replace(p, epochs=e) for p, e in zip(DEFAULT_PHASES, c.phase_epochs, strict=True))
-    train = TrainConfig(
-        phases=phases, width=c.width, batch_size=c.batch_size, lr=c.lr, max_steps_per_epoch=c.max_steps_per_epoch, seed=c.seed
-    )
-    spec = DataSpec(resolution=c.data_resolution, seed=c.seed)
-    value = fingerprint("supernet", repr(train), repr(spec))
-    checkpoint = result.out / "supernet.pt"
-    with _stage(result, "supernet (progressive shrinking on digits)", say) as info:
+    with _stage(result, "supernet (progressive shrinking)", say) as info:
+        if c.checkpoint is not None:
+            checkpoint = Path(c.checkpoint)
+            width = load_supernet(checkpoint).width  # also checks the file's layout before anything runs on it
+            if width != c.width:
+                raise SettingError(f"the checkpoint {str(checkpoint)!r} is a width-{width:g} supernet; run with width {width:g}")
+            info.update(reused=True, detail=f"given: {checkpoint}")
+            return checkpoint, _file_hash(checkpoint)
+        phases = tuple(replace(p, epochs=e) for p, e in zip(DEFAULT_PHASES, c.phase_epochs, strict=True))
+        train = TrainConfig(
+            phases=phases, width=c.width, batch_size=c.batch_size, lr=c.lr, max_steps_per_epoch=c.max_steps_per_epoch,
+            seed=c.seed,
+        )  # fmt: skip
+        spec = DataSpec(source=c.data, resolution=c.accuracy_resolution, seed=c.seed)
+        value = fingerprint("supernet", repr(train), repr(spec))
+        checkpoint = result.out / "supernet.pt"
         if state.matches("supernet", value) and checkpoint.exists():
             info.update(reused=True, detail=f"{checkpoint.name} from an earlier run")
-            return checkpoint, value
+            return checkpoint, _file_hash(checkpoint)
         from nag.accuracy.supernet.train import train_supernet
 
         data = load_data(spec)
@@ -222,8 +232,18 @@ def _supernet(result: DemoResult, state: _State, say: Callable[[str], None], pro
         supernet = train_supernet(data, train, progress=progress, log=lines.append)
         save_supernet(supernet.cpu(), checkpoint, extra={"data": spec.source, "resolution": spec.resolution})
         state.set("supernet", value)
-        info["detail"] = f"{len(data.train)} training images, {c.data_resolution} px; " + "; ".join(lines)  # type: ignore[arg-type]
-    return checkpoint, value
+        info["detail"] = f"{len(data.train)} training images at {spec.resolution} px; " + "; ".join(lines)  # type: ignore[arg-type]
+    return checkpoint, _file_hash(checkpoint)
+
+
+def _file_hash(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
 
 
 # -- 3. subnets ------------------------------------------------------------------------------------------------
@@ -239,16 +259,15 @@ def _subnets(
     c = result.config
     table = result.out / "subnets.csv"
     settings = EvalSettings(calib_images=c.calib_images, batch_size=500, seed=c.seed)
-    value = fingerprint("subnets", supernet_fp, repr(settings))
+    spec = DataSpec(source=c.data, resolution=c.accuracy_resolution, seed=c.seed)
+    value = fingerprint("subnets", supernet_fp, repr(settings), repr(spec))
     if not state.matches("subnets", value):
         table.unlink(missing_ok=True)  # made by another supernet or settings: stale
         state.set("subnets", value)  # from here on, a killed run resumes the table
     space = get_space(SPACE)
     archs = [space.format(a) for a in space.sample_many(c.subnets, seed=c.search.seed)]  # the search's own sample
     with _stage(result, f"subnet accuracies ({c.subnets} sampled subnets)", say) as info:
-        source = SupernetAccuracy(
-            checkpoint, DataSpec(resolution=c.data_resolution, seed=c.seed), settings=settings, cache=table, progress=progress
-        )
+        source = SupernetAccuracy(checkpoint, spec, settings=settings, cache=table, progress=progress)
         already = source.known(archs)
         accuracies = source.accuracy(archs)
         latencies = predictor.predict_ms(archs)

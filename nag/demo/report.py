@@ -115,13 +115,13 @@ def _frontier(result: DemoResult, trend: list[dict[str, float]], rho: dict[str, 
         c = result.config
         r = "n/a" if rho["rho"] is None else f"{rho['rho']:.2f}"
         axes.set_title(
-            f"ofa-mbv3 w{c.width:g}: latency at {c.resolution} px on {c.kind}, top-1 on digits at {c.data_resolution} px\n"
+            f"ofa-mbv3 w{c.width:g}: latency at {c.resolution} px on {c.kind}, top-1 at {c.accuracy_resolution} px\n"
             f"Spearman rho(latency, top-1) = {r}",
             fontsize=9,
         )
         calibrated = "calibrated" if result.table.get("validation", {}).get("calibrated") else "uncalibrated"
         axes.set_xlabel(f"latency (ms): block table, {calibrated} ({c.kind})")
-        axes.set_ylabel("top-1 on held-out digits (%)")
+        axes.set_ylabel(f"top-1 on {c.data_label} (%)")
         axes.grid(alpha=0.3)
         axes.legend(fontsize=7, loc="lower right")
 
@@ -243,6 +243,24 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
+def _accuracy_source(c: Any) -> str:
+    supernet = (
+        f"the supernet <code>{html.escape(c.checkpoint)}</code>"
+        if c.checkpoint
+        else "a once-for-all supernet trained here by progressive shrinking"
+    )
+    if c.data == "digits":
+        return (
+            f"Accuracy from a small proxy: {supernet} on scikit-learn's 8x8 digits, upsampled to {c.accuracy_resolution} px, "
+            "each subnet batch-norm recalibrated and scored on held-out digits. The proxy shows the mechanics, "
+            "not ImageNet accuracy: see the README for real data."
+        )
+    return (
+        f"Accuracy: {supernet}, each subnet batch-norm recalibrated on <code>{html.escape(c.data)}/train</code> and scored on "
+        f"<code>{html.escape(c.data)}/val</code> at {c.accuracy_resolution} px."
+    )
+
+
 def render_html(result: DemoResult, summary: dict[str, Any], pngs: dict[str, bytes | None]) -> str:
     c = result.config
     trend = summary["sampled"]["accuracy_vs_latency"]
@@ -286,9 +304,7 @@ def render_html(result: DemoResult, summary: dict[str, Any], pngs: dict[str, byt
 <h1>NAG Farm demo: PNAG on this machine</h1>
 <p>Search space <code>ofa-mbv3</code> at width {c.width:g}. Latency measured at {c.resolution} px by the local
 <code>{html.escape(c.kind)}</code> agent ({html.escape(str(key.get("runtime", "")))} {html.escape(str(key.get("runtime_version", "")))}).
-Accuracy from a small proxy: a once-for-all supernet trained by progressive shrinking on scikit-learn's
-8x8 digits, upsampled to {c.data_resolution} px, with each subnet batch-norm recalibrated and scored on
-held-out digits. The proxy shows the mechanics, not ImageNet accuracy: see the README for real data.</p>
+{_accuracy_source(c)}</p>
 
 <h2>Stages</h2>{stages}
 
@@ -300,7 +316,7 @@ held-out digits. The proxy shows the mechanics, not ImageNet accuracy: see the R
 
 <h2>Generated architectures</h2>
 <p>One generator inference per budget, then each network measured on the farm and scored by the supernet.
-"Estimate" is the search's accuracy model; "top-1" the supernet's measurement, on the same held-out digits
+"Estimate" is the search's accuracy model; "top-1" the supernet's measurement, on the same {html.escape(c.data_label)}
 that labelled the search's architectures (at this size there is no third split), so the generated
 networks' top-1 may be a little optimistic: read it against the sampled subnets' spread.</p>
 {generated}

@@ -33,7 +33,8 @@ from typing import Any
 import yaml
 
 from farm.errors import TableAmbiguousError, TableFileError, TableNotFoundError, UnknownBlockError
-from farm.store import Store, Summary, TableKey, atomic_write
+from farm.store import Store, Summary, TableKey
+from nag.data import atomic_write
 from nag.space import get_space
 
 __all__ = [

@@ -36,9 +36,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import sqlite3
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -57,6 +55,7 @@ from farm.errors import (
     TableFileError,
     TableNotFoundError,
 )
+from nag.data import atomic_write
 from nag.errors import MissingDependencyError
 
 if TYPE_CHECKING:
@@ -72,7 +71,6 @@ __all__ = [
     "Store",
     "Summary",
     "TableKey",
-    "atomic_write",
     "now_iso",
 ]
 
@@ -288,31 +286,6 @@ def _row(record: sqlite3.Row) -> Row:
 
 def _key(record: sqlite3.Row) -> TableKey:
     return TableKey(**{name: record[name] for name in _KEY_COLUMNS})
-
-
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Write a file durably: ``write(tmp)`` fills a temporary file beside ``path``, which is fsynced and then
-    renamed over ``path`` (readers see the old file or the new one, never half of one). Returns ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return path
 
 
 class Store:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from farm.errors import ValidationInputError
-from farm.store import atomic_write
+from nag.data import atomic_write
 
 __all__ = ["ValidationReport", "kendall_tau", "plot_validation", "validate"]
 

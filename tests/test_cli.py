@@ -55,6 +55,10 @@ def test_arch_info_table_and_stdin() -> None:
         (["arch", "export-block", "Conv-input:1x1x1-output:1x1x1", "--format", "onnx", "--out", "x"], "nag arch blocks"),
         (["arch"], "required"),
         (["frobnicate"], "invalid choice"),
+        (["demo", "--kind", "adb-litert"], "invalid choice"),
+        (["demo", "--checkpoint", "/no/such.pt"], "supernet checkpoint '/no/such.pt' is not a file"),
+        (["demo", "--data", "/no/such/folder"], "ImageNet-layout folder"),
+        (["demo", "--subnets", "5"], "subnets must be at least 20"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(args: list[str], expected: str) -> None:

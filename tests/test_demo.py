@@ -52,7 +52,7 @@ def test_demo_runs_every_stage_for_real_and_a_rerun_reuses_them(loopback_farm: P
 
     # Sampled subnets: their latency is the farm table's prediction, their accuracy the supernet's table.
     key = TableKey(**summary["latency_table"]["key"])
-    accuracies = {r["arch"]: float(r["accuracy"]) for r in _rows(out / "subnets.csv")}
+    accuracies = {r["arch"]: float(r["accuracy"]) for r in _rows(out / summary["files"]["subnets"])}
     sampled = _rows(out / "sampled.csv")
     assert [r["arch"] for r in sampled] == [space.format(a) for a in space.sample_many(QUICK.subnets, seed=QUICK.search.seed)]
     with Store(out / "latency.db", create=False) as store:
@@ -79,7 +79,9 @@ def test_demo_runs_every_stage_for_real_and_a_rerun_reuses_them(loopback_farm: P
     assert [p["n"] for p in summary["proposals"]] == [QUICK.histogram_samples] * QUICK.budgets
 
     # A second run reuses every stage's output and answers the same.
-    stamps = {name: (out / name).stat().st_mtime_ns for name in ("supernet.pt", "subnets.csv", "search/evaluator.pt")}
+    stamps = {
+        name: (out / name).stat().st_mtime_ns for name in ("supernet.pt", summary["files"]["subnets"], "search/evaluator.pt")
+    }
     second = run_demo(out, QUICK, progress=False)
     assert [s.reused for s in second.stages] == [True, True, True, True, False]
     assert {name: (out / name).stat().st_mtime_ns for name in stamps} == stamps
@@ -94,7 +96,8 @@ def test_demo_runs_every_stage_for_real_and_a_rerun_reuses_them(loopback_farm: P
     assert [s.reused for s in third.stages[:4]] == [True, True, False, False]
     assert third.stages[1].detail == f"given: {given}"
     assert "2 evaluated now" in third.stages[2].detail
-    table = [r["arch"] for r in _rows(out / "subnets.csv")]  # sampled subnets, and the generated ones scored
+    assert third.files == first.files  # the same weights: the same table of accuracies
+    table = [r["arch"] for r in _rows(out / third.files["subnets"])]  # sampled subnets, and the generated ones scored
     assert len(table) == len(set(table)) and {r["arch"] for r in _rows(out / "sampled.csv")} <= set(table)
     assert len(_rows(out / "sampled.csv")) == QUICK.subnets + 2
     assert str(given) in (out / "report.html").read_text()

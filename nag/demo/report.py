@@ -191,6 +191,7 @@ def summarise(result: DemoResult) -> dict[str, Any]:
         "search": result.search,
         "generated": [{k: g.get(k) for k in (*GENERATED_COLUMNS, "note")} for g in result.generated],
         "proposals": proposals,
+        "files": result.files,
     }
 
 
@@ -330,7 +331,7 @@ networks' top-1 may be a little optimistic: read it against the sampled subnets'
 within 10%: {_pct(validation.get("within_10pct"))}, MAPE {_pct(validation.get("mape"))},
 Kendall tau {validation.get("kendall_tau") if validation.get("kendall_tau") is None else f"{validation['kendall_tau']:.3f}"}.</p>
 {_img(pngs["validation"], "table validation")}
-<p class="note">Files beside this page: sampled.csv, generated.csv, summary.json, subnets.csv, latency.db (SQLite),
+<p class="note">Files beside this page: sampled.csv, generated.csv, summary.json, {html.escape(result.files.get("subnets", ""))}, latency.db (SQLite),
 supernet.pt, search/ (the run directory: <code>nag generate --run search --budget MS</code>).</p>
 </body></html>
 """

@@ -16,7 +16,7 @@ from farm.store import Store, TableKey
 from nag.demo import QUICK, DemoConfig, run_demo
 from nag.demo.config import fingerprint
 from nag.demo.pipeline import demo_budgets
-from nag.demo.report import pareto_front, quantile_bins
+from nag.demo.report import pareto_front, quantile_bins, spearman
 from nag.errors import SettingError
 from nag.space.ofa_mbv3 import OFAMobileNetV3Space
 
@@ -122,6 +122,30 @@ def test_quantile_bins_average_equal_groups_by_x() -> None:
     assert [b["x"] for b in bins] == pytest.approx([1.5, 3.5, 5.5])
     assert [b["y"] for b in bins] == pytest.approx([0.15, 0.35, 0.6])
     assert bins[2]["se"] == pytest.approx(0.1)  # sample std 0.1414 of (0.5, 0.7), over sqrt(2)
+
+
+def test_a_checkpoint_that_does_not_fit_the_data_fails_before_anything_runs(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from nag.accuracy.supernet import OFAMobileNetV3Supernet, save_supernet
+
+    for split in ("train", "val"):
+        for label in ("cat", "dog"):
+            (tmp_path / "images" / split / label).mkdir(parents=True)
+            Image.new("RGB", (40, 40), (200, 10, 10)).save(tmp_path / "images" / split / label / "a.png")
+    checkpoint = tmp_path / "digits.pt"
+    save_supernet(OFAMobileNetV3Supernet(width=1.0, num_classes=10), checkpoint)
+    images = str(tmp_path / "images")
+    with pytest.raises(SettingError, match="is a width-1 supernet; run with --width 1"):
+        run_demo(tmp_path / "out", QUICK.replace(checkpoint=str(checkpoint), data=images), progress=False)
+    with pytest.raises(SettingError, match=r"classifies 10 classes but .* has 2; give the data it was trained on"):
+        run_demo(tmp_path / "out", QUICK.replace(checkpoint=str(checkpoint), data=images, width=1.0), progress=False)
+    assert not (tmp_path / "out").exists()  # nothing started, nothing written
+
+
+def test_spearman_is_undefined_for_constant_values() -> None:
+    assert spearman([1.0, 2.0, 3.0], [0.5, 0.5, 0.5]) == {"rho": None, "p_value": None}
+    assert spearman([1.0, 2.0, 3.0, 4.0], [0.1, 0.3, 0.2, 0.4])["rho"] == pytest.approx(0.8)
 
 
 def test_demo_config_refuses_bad_settings_with_a_clear_message() -> None:

@@ -95,6 +95,7 @@ def run_demo(
     from nag.space.export import default_cache_dir
 
     config = config or DemoConfig()
+    _check_inputs(config)  # before anything starts: a wrong checkpoint or folder fails in a second, not minutes later
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = DemoResult(out=out_dir, config=config)
@@ -203,18 +204,13 @@ class _Run:
     def supernet(self) -> tuple[Path, str]:
         """The checkpoint the subnets come from (given, reused or trained now), and its content hash."""
         from nag.accuracy.supernet.data import load_data
-        from nag.accuracy.supernet.network import load_supernet, save_supernet
+        from nag.accuracy.supernet.network import save_supernet
         from nag.accuracy.supernet.train import DEFAULT_PHASES, TrainConfig
 
         c = self.c
         with self.stage("supernet (progressive shrinking)") as info:
-            if c.checkpoint is not None:
+            if c.checkpoint is not None:  # checked against the data by _check_inputs
                 checkpoint = Path(c.checkpoint)
-                width = load_supernet(checkpoint).width  # also checks the file's layout before anything runs on it
-                if width != c.width:
-                    raise SettingError(
-                        f"the checkpoint {str(checkpoint)!r} is a width-{width:g} supernet; run with width {width:g}"
-                    )
                 info.update(reused=True, detail=f"given: {checkpoint}")
                 return checkpoint, _file_hash(checkpoint)
             phases = tuple(replace(p, epochs=e) for p, e in zip(DEFAULT_PHASES, c.phase_epochs, strict=True))
@@ -345,6 +341,27 @@ class _Run:
                 f"{len(generated)} architectures, median {sorted(g['time_ms'] for g in generated)[len(generated) // 2]:.1f} ms "
                 f"per budget; {within}/{len(generated)} within budget as measured"
             )
+
+
+def _check_inputs(config: DemoConfig) -> None:
+    """The data loads, and a given checkpoint loads and fits it (width, classes); typed errors otherwise."""
+    from nag.accuracy.supernet.data import DataSpec, load_data
+
+    data = load_data(DataSpec(source=config.data, resolution=config.accuracy_resolution, seed=config.seed))
+    if config.checkpoint is None:
+        return
+    from nag.accuracy.supernet.network import load_supernet
+
+    supernet = load_supernet(config.checkpoint)
+    if supernet.width != config.width:
+        raise SettingError(
+            f"the checkpoint {config.checkpoint!r} is a width-{supernet.width:g} supernet; run with --width {supernet.width:g}"
+        )
+    if supernet.num_classes != data.num_classes:
+        raise SettingError(
+            f"the checkpoint {config.checkpoint!r} classifies {supernet.num_classes} classes but {config.data!r} has "
+            f"{data.num_classes}; give the data it was trained on, or leave out --checkpoint to train one on this data"
+        )
 
 
 def _group(table: dict[str, Any]) -> tuple[str, str, str]:

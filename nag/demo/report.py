@@ -57,7 +57,7 @@ def spearman(xs: Sequence[float], ys: Sequence[float]) -> dict[str, float | None
     """Spearman's rank correlation and its two-sided p-value (None when undefined, e.g. constant values)."""
     from scipy.stats import spearmanr
 
-    if len(xs) < 3:
+    if len(xs) < 3 or len(set(xs)) < 2 or len(set(ys)) < 2:  # a constant side has no ranks to correlate
         return {"rho": None, "p_value": None}
     found = spearmanr(xs, ys)
     rho, p = float(found.statistic), float(found.pvalue)

@@ -29,16 +29,17 @@ Schema (version 1)::
             device_id, measurement (Measurement.to_dict() as JSON),  -- NULL for imported summaries
             created_at, PRIMARY KEY (table_id, item_kind, item))
     calibrations(table_id PRIMARY KEY -> tables.id, calibration JSON, fitted_at)
+
+CSV and Parquet export and import (``Store.export_csv`` and friends) live in :mod:`farm.store_files`.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -52,11 +53,8 @@ from farm.errors import (
     StoreError,
     StoreNotFoundError,
     TableConflictError,
-    TableFileError,
     TableNotFoundError,
 )
-from nag.data import atomic_write
-from nag.errors import MissingDependencyError
 
 if TYPE_CHECKING:
     from agents.types import Measurement
@@ -180,8 +178,8 @@ class Summary:
     count: int  # number of timed samples behind the statistics
 
     def __post_init__(self) -> None:
-        _check_number("mean_ms", self.mean_ms, minimum=0.0)
-        _check_number("std_ms", self.std_ms, minimum=0.0)
+        check_number("mean_ms", self.mean_ms, minimum=0.0)
+        check_number("std_ms", self.std_ms, minimum=0.0)
         if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 1:
             raise InvalidEntryError(f"count must be an integer >= 1 (the number of timed samples), got {self.count!r}")
 
@@ -222,7 +220,7 @@ class _HasToDict(Protocol):
     def to_dict(self) -> dict[str, Any]: ...
 
 
-def _check_number(name: str, value: Any, *, minimum: float, strict: bool = False) -> float:
+def check_number(name: str, value: Any, *, minimum: float, strict: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise InvalidEntryError(f"{name} must be a finite number of milliseconds, got {value!r}")
     if value < minimum or (strict and value == minimum):
@@ -236,7 +234,7 @@ def _check_kind(item_kind: str) -> None:
         raise InvalidEntryError(f"item kind must be one of {', '.join(ITEM_KINDS)}, got {item_kind!r}")
 
 
-def _check_item(item_kind: str, item: str) -> None:
+def check_item(item_kind: str, item: str) -> None:
     _check_kind(item_kind)
     if not isinstance(item, str) or not item.strip() or item != item.strip():
         raise InvalidEntryError(
@@ -257,12 +255,12 @@ def _measurement_values(table: TableKey, measurement: Measurement) -> dict[str, 
     if not samples or len(samples) != measurement.count:
         raise InvalidEntryError(f"measurement count {measurement.count} != number of samples {len(samples)}")
     for index, sample in enumerate(samples):
-        _check_number(f"sample {index}", sample, minimum=0.0, strict=True)
+        check_number(f"sample {index}", sample, minimum=0.0, strict=True)
     values: dict[str, Any] = {"count": measurement.count}
     for name in ("mean_ms", "median_ms", "p10_ms", "p90_ms"):
-        values[name] = _check_number(name, getattr(measurement, name), minimum=0.0, strict=True)
+        values[name] = check_number(name, getattr(measurement, name), minimum=0.0, strict=True)
     for name in ("std_ms", "mad_ms"):
-        values[name] = _check_number(name, getattr(measurement, name), minimum=0.0)
+        values[name] = check_number(name, getattr(measurement, name), minimum=0.0)
     try:
         values["measurement"] = json.dumps(measurement.to_dict(), sort_keys=True, allow_nan=False)
     except ValueError as exc:
@@ -439,7 +437,7 @@ class Store:
         kind, an empty item, non-finite or non-positive statistics, or a measurement whose fingerprint,
         runtime, version or spec key differ from the table's.
         """
-        _check_item(item_kind, item)
+        check_item(item_kind, item)
         values = _measurement_values(table, measurement)
         return self._insert(table, item_kind, item, values)
 
@@ -461,7 +459,7 @@ class Store:
     ) -> int:
         """:meth:`put_summary` for many entries in one transaction (all stored, or none). Returns how many changed."""
         for item, summary in summaries.items():
-            _check_item(item_kind, item)
+            check_item(item_kind, item)
             if not isinstance(summary, Summary):
                 raise InvalidEntryError(f"summary of {item!r} must be a farm.store.Summary, got {type(summary).__name__}")
         changed = 0
@@ -589,69 +587,44 @@ class Store:
             records = conn.execute(f"SELECT {', '.join(_KEY_COLUMNS)} FROM tables {where}", [v for _, v in clauses]).fetchall()
         return sorted(_key(record) for record in records)
 
-    # -- tabular export / import (CSV, Parquet) ---------------------------------------------------
+    # -- tabular export / import (CSV, Parquet): the formats live in farm.store_files -----------------------
     def records(self, tables: Sequence[TableKey] | None = None) -> Iterator[dict[str, Any]]:
-        """Every entry of the given tables (default: all) as a flat record with the :data:`EXPORT_COLUMNS`:
-        the key columns, ``item_kind``, ``item``, then the entry columns (samples, flags and the measurement
-        as JSON text; None where NULL). Calibrations are not part of it: refit them from the network entries."""
+        """Every entry of the given tables (default: all) as a flat record with the columns of
+        :data:`farm.store_files.EXPORT_COLUMNS`: the key columns, ``item_kind``, ``item``, then the entry columns
+        (samples, flags and the measurement as JSON text; None where NULL). Calibrations are not part of it:
+        refit them from the network entries."""
         for table in self.tables() if tables is None else list(tables):
             for item_kind in ITEM_KINDS:
                 for row in self.rows(table, item_kind):  # type: ignore[arg-type]
                     yield {**table.to_dict(), "item_kind": row.item_kind, "item": row.item, **_row_values(row)}
 
     def export_csv(self, path: str | Path, *, tables: Sequence[TableKey] | None = None) -> int:
-        """Write the entries of ``tables`` (default: all) to a CSV file, atomically; returns the entry count.
+        """See :func:`farm.store_files.export_csv`."""
+        from farm.store_files import export_csv
 
-        Columns: :data:`EXPORT_COLUMNS`; an empty cell is NULL; floats are written exactly (``repr``).
-        """
-        records = list(self.records(tables))
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "w", newline="", encoding="utf-8") as handle:
-                writer = csv.DictWriter(handle, fieldnames=EXPORT_COLUMNS)
-                writer.writeheader()
-                writer.writerows({k: "" if v is None else v for k, v in record.items()} for record in records)
-
-        atomic_write(path, write)
-        return len(records)
+        return export_csv(self, path, tables=tables)
 
     def import_csv(self, path: str | Path) -> ImportResult:
-        """Merge a file written by :meth:`export_csv`, in one transaction (all or nothing). Entries the store
-        already holds are skipped, so importing twice changes nothing. Bad content raises :class:`TableFileError`
-        naming the line and column."""
-        path = Path(path)
-        try:
-            with open(path, newline="", encoding="utf-8") as handle:
-                reader = csv.DictReader(handle)
-                _check_columns(path, reader.fieldnames or [])
-                parsed = [_parse_record(f"{path}:{reader.line_num}", record) for record in reader]
-        except (OSError, UnicodeDecodeError, csv.Error) as exc:
-            raise TableFileError(f"cannot read {path} as a CSV latency table: {exc}") from exc
-        return self._import(parsed)
+        """See :func:`farm.store_files.import_csv`."""
+        from farm.store_files import import_csv
+
+        return import_csv(self, path)
 
     def export_parquet(self, path: str | Path, *, tables: Sequence[TableKey] | None = None) -> int:
-        """:meth:`export_csv` as Parquet (needs pyarrow; :class:`MissingDependencyError` otherwise)."""
-        pa, pq = _pyarrow()
-        records = list(self.records(tables))
-        types = {"width": pa.float64(), "resolution": pa.int64(), "count": pa.int64()}
-        types.update({name: pa.float64() for name in _FLOAT_COLUMNS})
-        schema = pa.schema([(name, types.get(name, pa.string())) for name in EXPORT_COLUMNS])
-        table = pa.Table.from_pylist(records, schema=schema)
-        atomic_write(path, lambda tmp: pq.write_table(table, tmp))
-        return len(records)
+        """See :func:`farm.store_files.export_parquet`."""
+        from farm.store_files import export_parquet
+
+        return export_parquet(self, path, tables=tables)
 
     def import_parquet(self, path: str | Path) -> ImportResult:
-        """:meth:`import_csv` from a file written by :meth:`export_parquet` (needs pyarrow)."""
-        _, pq = _pyarrow()
-        path = Path(path)
-        try:
-            table = pq.read_table(path)
-        except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid derives from ValueError
-            raise TableFileError(f"cannot read {path} as a Parquet latency table: {exc}") from exc
-        _check_columns(path, table.column_names)
-        return self._import([_parse_record(f"{path}: row {i + 1}", record) for i, record in enumerate(table.to_pylist())])
+        """See :func:`farm.store_files.import_parquet`."""
+        from farm.store_files import import_parquet
 
-    def _import(self, parsed: Sequence[tuple[TableKey, str, str, dict[str, Any]]]) -> ImportResult:
+        return import_parquet(self, path)
+
+    def import_records(self, parsed: Sequence[tuple[TableKey, str, str, dict[str, Any]]]) -> ImportResult:
+        """Insert checked (table, item kind, item, entry columns) records in one transaction, all or nothing;
+        entries the store already holds are skipped."""
         inserted = 0
         with self._write() as conn:
             for table, item_kind, item, values in parsed:
@@ -674,79 +647,12 @@ class ImportResult:
 
 
 EXPORT_COLUMNS: tuple[str, ...] = (*_KEY_COLUMNS, "item_kind", "item", *_VALUE_COLUMNS)
-_FLOAT_COLUMNS = ("mean_ms", "std_ms", "median_ms", "mad_ms", "p10_ms", "p90_ms")
-_JSON_COLUMNS = ("samples_ms", "flags", "measurement")
+JSON_COLUMNS = ("samples_ms", "flags", "measurement")
 
 
 def _row_values(row: Row) -> dict[str, Any]:
-    values = {name: getattr(row, name) for name in _VALUE_COLUMNS if name not in _JSON_COLUMNS}
+    values = {name: getattr(row, name) for name in _VALUE_COLUMNS if name not in JSON_COLUMNS}
     values["samples_ms"] = None if row.samples_ms is None else json.dumps(list(row.samples_ms))
     values["flags"] = json.dumps(list(row.flags)) if row.measured else None
     values["measurement"] = row.measurement_json
     return values
-
-
-def _pyarrow() -> tuple[Any, Any]:
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"Parquet tables need pyarrow, which is not installed ({exc}); pip install pyarrow, or use CSV (export_csv / import_csv)"
-        ) from exc
-    return pa, pq
-
-
-def _check_columns(path: Path, columns: Sequence[str]) -> None:
-    missing = [name for name in EXPORT_COLUMNS if name not in columns]
-    if missing:
-        raise TableFileError(
-            f"{path} lacks the column(s) {', '.join(missing)} of a latency table export; write it with Store.export_csv / export_parquet"
-        )
-
-
-def _parse_record(where: str, record: Mapping[str, Any]) -> tuple[TableKey, str, str, dict[str, Any]]:
-    """A record of an exported file -> (table key, item kind, item, entry columns), every value checked."""
-
-    def cell(name: str) -> Any:
-        value = record.get(name)
-        return None if value is None or value == "" else value
-
-    def number(name: str, convert: Callable[[Any], Any], *, required: bool) -> Any:
-        value = cell(name)
-        if value is None:
-            if required:
-                raise TableFileError(f"{where}: column {name} is empty; every entry needs it")
-            return None
-        try:
-            return convert(value)
-        except (TypeError, ValueError) as exc:
-            raise TableFileError(f"{where}: column {name} holds {value!r}, not a number") from exc
-
-    try:
-        table = TableKey(
-            space=cell("space") or "", width=number("width", float, required=True), resolution=number("resolution", int, required=True),
-            device=cell("device") or "", fingerprint=cell("fingerprint") or "", runtime=cell("runtime") or "",
-            runtime_version=str(cell("runtime_version") or ""), spec_key=cell("spec_key") or "",
-        )  # fmt: skip
-        item_kind, item = str(cell("item_kind")), str(cell("item") or "")
-        _check_item(item_kind, item)
-        values: dict[str, Any] = {name: number(name, float, required=name in ("mean_ms", "std_ms")) for name in _FLOAT_COLUMNS}
-        values["count"] = number("count", int, required=True)
-        Summary(mean_ms=values["mean_ms"], std_ms=values["std_ms"], count=values["count"])
-        for name in _FLOAT_COLUMNS:
-            if values[name] is not None:
-                _check_number(name, values[name], minimum=0.0)
-        for name in _JSON_COLUMNS:
-            values[name] = cell(name)
-            if values[name] is not None:
-                json.loads(values[name])
-        if values["samples_ms"] is not None and len(json.loads(values["samples_ms"])) != values["count"]:
-            raise InvalidEntryError(f"count {values['count']} != number of samples in samples_ms")
-    except json.JSONDecodeError as exc:
-        raise TableFileError(f"{where}: a JSON column does not parse ({exc})") from exc
-    except InvalidEntryError as exc:
-        raise TableFileError(f"{where}: {exc}") from exc
-    values["device_id"] = cell("device_id")
-    values["created_at"] = cell("created_at") or now_iso()
-    return table, item_kind, item, values

@@ -13,26 +13,15 @@ from farm.crossval import cross_fitted_predictions, cross_validated
 from farm.errors import FarmError
 from farm.store import Store, TableKey
 from nag.space import get_space
+from tests.tables import put_block_table
 
 SPEC = MeasurementSpec()
 
 
 def _table(store: Store, *, network_latency: object) -> tuple[TableKey, list[str]]:
     space = get_space("ofa-mbv3")
-    table = TableKey(
-        space="ofa-mbv3",
-        width=1.2,
-        resolution=64,
-        device="ort-cpu",
-        fingerprint="f00",
-        runtime="onnxruntime",
-        runtime_version="1",
-        spec_key=SPEC.key(),
-    )
     rng = random.Random(4)
-    means = {b.key: rng.uniform(0.05, 1.0) for b in space.all_blocks(resolution=64)}
-    for key, mean in means.items():
-        store.put_summary(table, "block", key, mean_ms=mean, std_ms=0.01, count=30)
+    table, means = put_block_table(store, lambda _i, _key: rng.uniform(0.05, 1.0), fingerprint="f00", spec=SPEC)
     archs = [space.format(a) for a in space.sample_many(12, seed=2)]
     for i, arch in enumerate(archs):
         total = sum(means[b.key] for b in space.blocks(space.parse(arch), resolution=64))

@@ -139,26 +139,15 @@ def test_search_on_a_farm_table(tmp_path: Path, problem: SyntheticProblem) -> No
     """--db/--kind: latency from the farm's block table (a LutPredictor stored in the run directory)."""
     import csv
 
-    from agents import MeasurementSpec
     from farm.lut import LutPredictor
-    from farm.store import Store, TableKey
+    from farm.store import Store
     from nag.space import get_space
+    from tests.tables import put_block_table
 
     space = get_space("ofa-mbv3")
-    table = TableKey(
-        space="ofa-mbv3",
-        width=1.2,
-        resolution=64,
-        device="ort-cpu",
-        fingerprint="f",
-        runtime="onnxruntime",
-        runtime_version="1",
-        spec_key=MeasurementSpec().key(),
-    )
     db = tmp_path / "tables.db"
     with Store(db) as store:
-        for i, block in enumerate(space.all_blocks(resolution=64)):
-            store.put_summary(table, "block", block.key, mean_ms=0.05 + 0.01 * (i % 7), std_ms=0.001, count=30)
+        table, _ = put_block_table(store, lambda i, _key: 0.05 + 0.01 * (i % 7))
     archs = [space.format(a) for a in space.sample_many(300, seed=3)]
     with open(tmp_path / "acc.csv", "w", newline="") as handle:
         writer = csv.writer(handle)

@@ -16,8 +16,9 @@ from farm.store import Store, TableKey
 from nag.demo import QUICK, DemoConfig, run_demo
 from nag.demo.config import fingerprint
 from nag.demo.pipeline import demo_budgets
-from nag.demo.report import pareto_front, quantile_bins, spearman
+from nag.demo.report import quantile_bins, spearman
 from nag.errors import SettingError
+from nag.reporting import pareto_front
 from nag.space.ofa_mbv3 import OFAMobileNetV3Space
 
 

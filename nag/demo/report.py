@@ -12,10 +12,7 @@
 
 from __future__ import annotations
 
-import base64
-import csv
 import html
-import io
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -23,19 +20,11 @@ from typing import Any
 
 from nag.data import atomic_write_bytes
 from nag.demo.pipeline import DemoResult
+from nag.reporting import STYLE, csv_bytes, html_table, img_tag, pareto_front, png
 
-__all__ = ["pareto_front", "quantile_bins", "spearman", "write_report"]
+__all__ = ["quantile_bins", "spearman", "write_report"]
 
 GENERATED_COLUMNS = ("budget_ms", "arch", "latency_ms", "measured_ms", "accuracy", "top1", "feasible", "time_ms")
-
-
-def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
-    """The (latency, accuracy) points no other point beats on both (lower latency, higher accuracy), by latency."""
-    front: list[tuple[float, float]] = []
-    for latency, accuracy in sorted(points, key=lambda p: (p[0], -p[1])):
-        if not front or accuracy > front[-1][1]:
-            front.append((latency, accuracy))
-    return front
 
 
 def quantile_bins(xs: Sequence[float], ys: Sequence[float], bins: int = 5) -> list[dict[str, float]]:
@@ -62,23 +51,6 @@ def spearman(xs: Sequence[float], ys: Sequence[float]) -> dict[str, float | None
     found = spearmanr(xs, ys)
     rho, p = float(found.statistic), float(found.pvalue)
     return {"rho": None if math.isnan(rho) else rho, "p_value": None if math.isnan(p) else p}
-
-
-def _png(draw: Callable[[Any], None], *, size: tuple[float, float]) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure = plt.figure(figsize=size, dpi=110)
-    try:
-        draw(figure)
-        figure.tight_layout()
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png")
-        return buffer.getvalue()
-    finally:
-        plt.close(figure)
 
 
 def _frontier(result: DemoResult, trend: list[dict[str, float]], rho: dict[str, float | None]) -> Callable[[Any], None]:
@@ -164,14 +136,6 @@ def _histogram_budgets(proposals: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [proposals[0], proposals[len(proposals) // 2], proposals[-1]]
 
 
-def _csv(rows: list[dict[str, Any]], columns: Sequence[str]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue().encode()
-
-
 def summarise(result: DemoResult) -> dict[str, Any]:
     """The report's numbers (``summary.json``)."""
     lat = [r["latency_ms"] for r in result.sampled]
@@ -200,12 +164,12 @@ def write_report(result: DemoResult) -> dict[str, Any]:
     out = result.out
     summary = summarise(result)
     trend = summary["sampled"]["accuracy_vs_latency"]
-    frontier = _png(_frontier(result, trend["quintiles"], trend), size=(7.2, 4.8))
-    histogram = _png(_histograms(result), size=(4.0 * (1 + len(_histogram_budgets(result.proposals))), 3.6))
+    frontier = png(_frontier(result, trend["quintiles"], trend), size=(7.2, 4.8))
+    histogram = png(_histograms(result), size=(4.0 * (1 + len(_histogram_budgets(result.proposals))), 3.6))
     atomic_write_bytes(out / "frontier.png", frontier)
     atomic_write_bytes(out / "histogram.png", histogram)
-    atomic_write_bytes(out / "sampled.csv", _csv(result.sampled, ("arch", "latency_ms", "accuracy")))
-    atomic_write_bytes(out / "generated.csv", _csv(result.generated, GENERATED_COLUMNS))
+    atomic_write_bytes(out / "sampled.csv", csv_bytes(result.sampled, ("arch", "latency_ms", "accuracy")))
+    atomic_write_bytes(out / "generated.csv", csv_bytes(result.generated, GENERATED_COLUMNS))
     atomic_write_bytes(out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
     validation = (out / "validation.png").read_bytes() if (out / "validation.png").exists() else None
     page = render_html(result, summary, {"frontier": frontier, "histogram": histogram, "validation": validation})
@@ -214,32 +178,6 @@ def write_report(result: DemoResult) -> dict[str, Any]:
 
 
 # -- HTML ------------------------------------------------------------------------------------------------------
-_STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 70rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
-table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; font-size: 0.9rem; }
-th, td { border-bottom: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: right; }
-th:first-child, td:first-child, td.text { text-align: left; }
-code { font-size: 0.8rem; } img { max-width: 100%; } .note { color: #555; font-size: 0.9rem; }
-"""
-
-
-def _img(png: bytes | None, alt: str) -> str:
-    if png is None:
-        return f"<p class='note'>({html.escape(alt)}: not available)</p>"
-    return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], *, text_columns: Sequence[int] = ()) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(
-            f"<td{' class=text' if i in text_columns else ''}>{html.escape(str(v))}</td>" for i, v in enumerate(row)
-        ) + "</tr>"
-        for row in rows
-    )  # fmt: skip
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
@@ -268,12 +206,12 @@ def render_html(result: DemoResult, summary: dict[str, Any], pngs: dict[str, byt
     validation = result.table.get("validation", {})
     rho = "n/a" if trend["rho"] is None else f"{trend['rho']:.3f}"
     p_value = "n/a" if trend["p_value"] is None else f"{trend['p_value']:.2g}"
-    stages = _table(
+    stages = html_table(
         ["stage", "seconds", "reused", "what happened"],
         [[s.name, f"{s.seconds:.1f}", "yes" if s.reused else "no", s.detail] for s in result.stages],
         text_columns=(0, 3),
     )
-    generated = _table(
+    generated = html_table(
         ["budget (ms)", "predicted (ms)", "measured (ms)", "top-1", "estimate", "feasible", "inference (ms)", "architecture"],
         [
             [
@@ -290,17 +228,17 @@ def render_html(result: DemoResult, summary: dict[str, Any], pngs: dict[str, byt
         ],
         text_columns=(7,),
     )
-    quintiles = _table(
+    quintiles = html_table(
         ["latency quintile", "mean latency (ms)", "mean top-1", "s.e.", "subnets"],
         [[str(i + 1), f"{b['x']:.3f}", _pct(b["y"]), _pct(b["se"]), str(b["n"])] for i, b in enumerate(trend["quintiles"])],
     )
-    fits = _table(
+    fits = html_table(
         ["budget (ms)", "generator draws within budget", "uniform samples within budget"],
         [[f"{p['budget_ms']:g}", _pct(p["fit_generator"]), _pct(p["fit_uniform"])] for p in summary["proposals"]],
     )
     key = result.table.get("key", {})
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>NAG Farm demo report</title><style>{_STYLE}</style></head>
+<html lang="en"><head><meta charset="utf-8"><title>NAG Farm demo report</title><style>{STYLE}</style></head>
 <body>
 <h1>NAG Farm demo: PNAG on this machine</h1>
 <p>Search space <code>ofa-mbv3</code> at width {c.width:g}. Latency measured at {c.resolution} px by the local
@@ -312,7 +250,7 @@ def render_html(result: DemoResult, summary: dict[str, Any], pngs: dict[str, byt
 <h2>Accuracy against latency</h2>
 <p>Spearman's rho between table latency and top-1 over the {summary["sampled"]["n"]} sampled subnets: <b>{rho}</b>
 (p = {p_value}).</p>
-{_img(pngs["frontier"], "frontier")}
+{img_tag(pngs["frontier"], "frontier")}
 {quintiles}
 
 <h2>Generated architectures</h2>
@@ -323,14 +261,14 @@ networks' top-1 may be a little optimistic: read it against the sampled subnets'
 {generated}
 
 <h2>Latency histograms (as the paper's Fig. 3)</h2>
-{_img(pngs["histogram"], "latency histograms")}
+{img_tag(pngs["histogram"], "latency histograms")}
 {fits}
 
 <h2>The latency table against measured networks</h2>
 <p>{validation.get("n", 0)} random whole networks; {"calibrated and cross-fitted" if validation.get("calibrated") else "uncalibrated"}:
 within 10%: {_pct(validation.get("within_10pct"))}, MAPE {_pct(validation.get("mape"))},
 Kendall tau {validation.get("kendall_tau") if validation.get("kendall_tau") is None else f"{validation['kendall_tau']:.3f}"}.</p>
-{_img(pngs["validation"], "table validation")}
+{img_tag(pngs["validation"], "table validation")}
 <p class="note">Files beside this page: sampled.csv, generated.csv, summary.json, {html.escape(result.files.get("subnets", ""))}, latency.db (SQLite),
 supernet.pt, search/ (the run directory: <code>nag generate --run search --budget MS</code>).</p>
 </body></html>

@@ -95,7 +95,8 @@ def _best(outcomes: Sequence[TrialOutcome]) -> int:
     return max(range(len(outcomes)), key=lambda i: keys[i])
 
 
-def _model(prepared: PreparedData, config: SearchConfig, outcome: TrialOutcome) -> SearchModel:
+def trained_model(prepared: PreparedData, config: SearchConfig, outcome: TrialOutcome) -> SearchModel:
+    """The :class:`SearchModel` of one trial's outcome (networks in eval mode, the shared predictors)."""
     trial_config = config.replace(seed=outcome.seed, generator__entropy_weight=outcome.entropy_weight)
     evaluator, generator = (
         new_evaluator(prepared.layout, trial_config, seed=0),
@@ -153,7 +154,7 @@ def run_search(
 
             outcomes = run_tune_trials(prepared, config, tune, storage=default_storage(Path(out)))
         best = _best(outcomes)
-        model = _model(prepared, config, outcomes[best])
+        model = trained_model(prepared, config, outcomes[best])
     metrics = {
         "space": config.space,
         "data": prepared.notes,

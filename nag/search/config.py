@@ -21,11 +21,12 @@ from typing import Any, Literal
 
 from nag.errors import SettingError
 
-__all__ = ["EvaluatorConfig", "GeneratorConfig", "InferenceConfig", "SearchConfig", "SurrogateConfig"]
+__all__ = ["SELECTIONS", "EvaluatorConfig", "GeneratorConfig", "InferenceConfig", "SearchConfig", "SurrogateConfig"]
 
 RankingLoss = Literal["hinge", "logistic"]
 Baseline = Literal["ema", "batch", "none"]
-Selection = Literal["surrogate", "evaluator"]
+Selection = Literal["surrogate", "evaluator", "source"]
+SELECTIONS: tuple[str, ...] = ("surrogate", "evaluator", "source")
 BudgetInput = Literal["first", "every"]
 
 
@@ -51,6 +52,7 @@ class EvaluatorConfig:
     pairs_per_step: int = 256  # architecture pairs per minibatch; each is compared under all K budgets
     lr: float = 1e-3  # Adam learning rate (the paper does not give the evaluator's optimiser)
     weight_decay: float = 3e-5  # L2 weight decay (as the published code)
+    accuracy_condition: bool = True  # Eqn. 6 as published; False: lower cost always wins (the paper's Table 2 ablation)
 
     def __post_init__(self) -> None:
         _positive("evaluator", hidden=self.hidden, embedding_dim=self.embedding_dim, steps=self.steps)
@@ -105,11 +107,13 @@ class InferenceConfig:
 
     candidates: int = 100  # architectures sampled per round
     max_rounds: int = 10  # rounds of resampling before giving up on a budget
-    select_by: Selection = "surrogate"  # rank feasible candidates by the accuracy estimate or by R(arch | B)
+    # rank feasible candidates by the surrogate's estimate, by R(arch | B), or by the accuracy source itself
+    # (the paper: "the feasible architecture with the highest validation accuracy"; needs the source at inference)
+    select_by: Selection = "surrogate"
 
     def __post_init__(self) -> None:
         _positive("inference", candidates=self.candidates, max_rounds=self.max_rounds)
-        _one_of("inference", "select_by", self.select_by, ("surrogate", "evaluator"))
+        _one_of("inference", "select_by", self.select_by, SELECTIONS)
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,7 @@ class SearchConfig:
     space: str = "ofa-mbv3"  # search space registry name
     num_budgets: int = 10  # K (paper: 10)
     budget_quantiles: tuple[float, float] = (0.0, 1.0)  # latency quantiles between which the K budgets are spaced
+    budgets_ms: tuple[float, ...] | None = None  # the K training budgets themselves (ms, increasing), instead of spacing them
     outside: str = "clamp"  # policy for budgets outside the trained range: clamp, extrapolate, error
     seed: int = 0  # seeds the split, every network's initialisation, and all sampling
     holdout_fraction: float = 0.2  # rows held out to report (and select on) pairwise accuracy
@@ -130,6 +135,10 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         _positive("search", num_budgets=self.num_budgets)
+        if self.budgets_ms is not None and len(self.budgets_ms) != self.num_budgets:
+            raise SettingError(
+                f"budgets_ms lists {len(self.budgets_ms)} budgets but num_budgets is {self.num_budgets}; give both the same K"
+            )
         _one_of("search", "outside", self.outside, ("clamp", "extrapolate", "error"))
         if not 0.0 < self.holdout_fraction < 1.0:
             raise SettingError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction}; the paper uses 0.2")
@@ -168,6 +177,8 @@ class SearchConfig:
         kwargs: dict[str, Any] = {k: v for k, v in value.items() if k not in parts}
         if "budget_quantiles" in kwargs:
             kwargs["budget_quantiles"] = tuple(kwargs["budget_quantiles"])
+        if kwargs.get("budgets_ms") is not None:
+            kwargs["budgets_ms"] = tuple(kwargs["budgets_ms"])
         for name, cls_ in parts.items():
             if name in value:
                 kwargs[name] = cls_(**value[name])

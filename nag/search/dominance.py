@@ -12,6 +12,9 @@ deciding comparison ties (equal accuracy with both feasible, or equal cost other
 code (strict comparisons) gives -1 both ways. Neither is antisymmetric, so here a tie on the deciding
 comparison carries **no label** (0), and so does a pair of the same architecture (the paper omits those
 pairs). With ties removed, ``>=`` and ``>`` agree, and d(a, b, B) = -d(b, a, B) holds exactly.
+
+``accuracy_condition=False`` is the paper's ablation (Remark 1, Table 2): the lower cost always wins, so
+the accuracy of two feasible architectures no longer matters and the generator drifts to tiny networks.
 """
 
 from __future__ import annotations
@@ -29,15 +32,16 @@ def dominance_of_pairs(
     budgets: torch.Tensor,
     *,
     same: torch.Tensor | None = None,
+    accuracy_condition: bool = True,
 ) -> torch.Tensor:
     """d(a_p, b_p, B_k) for P pairs and K budgets: an ``(P, K)`` int8 tensor of -1, 0 (no label), +1.
 
     ``cost_*`` and ``acc_*`` are ``(P,)``; ``budgets`` is ``(K,)``; ``same`` (optional, ``(P,)`` bool) marks
-    pairs of the same architecture, which get 0.
+    pairs of the same architecture, which get 0. Without the ``accuracy_condition`` the cost decides every pair.
     """
     ca, cb = cost_a.unsqueeze(1), cost_b.unsqueeze(1)  # (P, 1)
     bud = budgets.unsqueeze(0)  # (1, K)
-    both_feasible = (ca <= bud) & (cb <= bud)  # (P, K)
+    both_feasible = (ca <= bud) & (cb <= bud) & accuracy_condition  # (P, K)
     by_accuracy = torch.sign(acc_a - acc_b).unsqueeze(1)  # (P, 1): +1 a more accurate, 0 tie
     by_cost = torch.sign(cost_b - cost_a).unsqueeze(1)  # (P, 1): +1 a cheaper, 0 tie
     label = torch.where(both_feasible, by_accuracy, by_cost).to(torch.int8)

@@ -113,6 +113,7 @@ def train_evaluator(
             data.accuracy[second],
             budgets_ms,
             same=data.arch_ids[first] == data.arch_ids[second],
+            accuracy_condition=config.accuracy_condition,
         ).float()
         scores = model.score_trained(torch.cat([data.encodings[first], data.encodings[second]]))
         z = labels * (scores[: len(first)] - scores[len(first) :])
@@ -127,8 +128,11 @@ def train_evaluator(
 
 
 @torch.no_grad()
-def pairwise_accuracy(model: Evaluator, data: RankingData, budgets_ms: torch.Tensor, *, chunk: int = 256) -> list[float]:
-    """Per trained budget, the fraction of labelled pairs of ``data`` that R orders as d does.
+def pairwise_accuracy(
+    model: Evaluator, data: RankingData, budgets_ms: torch.Tensor, *, chunk: int = 256, accuracy_condition: bool = True
+) -> list[float]:
+    """Per trained budget, the fraction of labelled pairs of ``data`` that R orders as d does (d as trained:
+    with or without the ``accuracy_condition``).
 
     Every ordered pair is counted (both orders agree, so this equals the unordered fraction); a tie in R
     counts as wrong. A budget without labelled pairs reports NaN.
@@ -149,6 +153,7 @@ def pairwise_accuracy(model: Evaluator, data: RankingData, budgets_ms: torch.Ten
             data.accuracy[j],
             budgets_ms,
             same=data.arch_ids[i] == data.arch_ids[j],
+            accuracy_condition=accuracy_condition,
         )
         predicted = torch.sign(scores[i] - scores[j]).to(torch.int8)
         labelled = labels != 0

@@ -3,8 +3,10 @@
 For a budget B: embed it (interpolating between trained budgets, Sec. 3.2, or by the outside-range
 policy), sample ``candidates`` architectures from pi(. | b) in one batch, price the distinct ones with the
 latency predictor, and keep those that meet B. If none does, sample again, up to ``max_rounds`` rounds.
-Return the feasible candidate with the best accuracy estimate (or evaluator score, by
-``select_by``). If no round yields a feasible candidate, return the fastest candidate seen, marked
+Return the feasible candidate with the best accuracy by ``select_by``: the run's surrogate estimate
+(``"surrogate"``), the evaluator's score (``"evaluator"``), or the accuracy source itself (``"source"``,
+the paper's "feasible architecture with the highest validation accuracy"; every feasible candidate is
+labelled by the source, so it suits sources that answer quickly: tables fitted or looked up, predictors). If no round yields a feasible candidate, return the fastest candidate seen, marked
 ``feasible=False`` with a note saying so: a result is never silently over budget.
 
 Sampling is seeded per (seed, budget), so a budget's answer does not depend on which other budgets are
@@ -21,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from nag.accuracy import AccuracySource
 from nag.errors import SettingError
 from nag.search.model import SearchModel
 
@@ -34,7 +37,9 @@ class Generated:
     budget_ms: float  # the requested budget
     arch: str  # canonical architecture string
     latency_ms: float  # predicted latency of ``arch``
-    accuracy: float  # accuracy estimate of ``arch`` (the run's surrogate), a fraction
+    accuracy: (
+        float  # accuracy of ``arch``, a fraction: the source's when ``selected_by`` is "source", else the surrogate's estimate
+    )
     score: float  # evaluator score R(arch | B)
     feasible: bool  # predicted latency <= budget
     interpolated: bool  # the budget embedding mixes two trained budgets
@@ -46,6 +51,12 @@ class Generated:
     rounds: int  # sampling rounds used
     time_ms: float  # wall time for this budget
     note: str | None  # why the result needs attention (infeasible, outside the trained range), else None
+    selected_by: str = "surrogate"  # how the pick was ranked among feasible candidates: surrogate, evaluator, source
+
+    @property
+    def accuracy_is_estimate(self) -> bool:
+        """True when ``accuracy`` is the run's surrogate estimate rather than the accuracy source's value."""
+        return self.selected_by != "source"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,7 +90,16 @@ def _note(
 
 
 @torch.no_grad()
-def _infer_one(model: SearchModel, budget_ms: float, *, seed: int, candidates: int, max_rounds: int, select_by: str) -> Generated:
+def _infer_one(
+    model: SearchModel,
+    budget_ms: float,
+    *,
+    seed: int,
+    candidates: int,
+    max_rounds: int,
+    select_by: str,
+    accuracy: AccuracySource | None = None,
+) -> Generated:
     started = time.perf_counter()
     placement = model.budgets.place(budget_ms)
     embedding = model.generator.budget_embedding.mix([placement])
@@ -101,9 +121,21 @@ def _infer_one(model: SearchModel, budget_ms: float, *, seed: int, candidates: i
     feasible_rows = np.nonzero(latency <= budget_ms)[0]
     pool = feasible_rows if len(feasible_rows) else np.asarray([int(np.argmin(latency))])
     encodings = model.layout.encode_any(model.space, actions[pool])
-    estimates = model.surrogate(encodings)
-    scores = model.evaluator.score(encodings, model.evaluator.budget_embedding.mix([placement]).expand(len(pool), -1))
-    best = int(torch.argmax(estimates if select_by == "surrogate" else scores))
+    if select_by == "source":
+        if accuracy is None:
+            raise SettingError("select_by='source' needs the accuracy source: pass accuracy= (CLI: --accuracy SPEC)")
+        estimates = torch.tensor(accuracy.accuracy(model.layout.actions_to_archs(model.space, actions[pool])))
+    else:
+        estimates = model.surrogate(encodings)
+    if model.evaluator is not None:
+        scores = model.evaluator.score(encodings, model.evaluator.budget_embedding.mix([placement]).expand(len(pool), -1))
+    elif select_by == "evaluator":
+        raise SettingError(
+            "select_by='evaluator' needs a model with an evaluator; this one was trained without (a baseline reward)"
+        )
+    else:
+        scores = torch.full((len(pool),), float("nan"))
+    best = int(torch.argmax(scores if select_by == "evaluator" else estimates))
     row = int(pool[best])
     arch = model.space.format(model.layout.actions_to_archs(model.space, actions[row : row + 1])[0])
     feasible = bool(len(feasible_rows))
@@ -123,6 +155,7 @@ def _infer_one(model: SearchModel, budget_ms: float, *, seed: int, candidates: i
         rounds=rounds,
         time_ms=(time.perf_counter() - started) * 1000.0,
         note=_note(feasible, budget_ms, placement.outside, model, rounds, float(latency.min())),
+        selected_by=select_by,
     )
 
 
@@ -142,7 +175,7 @@ def sample_policy(model: SearchModel, budget_ms: float, n: int, *, seed: int = 0
 def warm_up(model: SearchModel) -> None:
     """Answer one trained budget once, untimed, so that one-time initialisation is not charged to a budget."""
     ic = model.config.inference
-    _infer_one(model, model.budgets.budgets_ms[0], seed=0, candidates=ic.candidates, max_rounds=1, select_by=ic.select_by)
+    _infer_one(model, model.budgets.budgets_ms[0], seed=0, candidates=ic.candidates, max_rounds=1, select_by="surrogate")
 
 
 def infer(
@@ -153,8 +186,10 @@ def infer(
     candidates: int | None = None,
     max_rounds: int | None = None,
     select_by: str | None = None,
+    accuracy: AccuracySource | None = None,
 ) -> list[Generated]:
-    """One :class:`Generated` per budget, in order. Unset options come from ``model.config.inference``.
+    """One :class:`Generated` per budget, in order. Unset options come from ``model.config.inference``;
+    ``accuracy`` is the source that ``select_by="source"`` asks.
 
     Raises :class:`nag.search.budgets.BudgetError` for a budget that is not a positive number (or outside
     the trained range under the 'error' policy).
@@ -168,6 +203,7 @@ def infer(
             candidates=candidates or ic.candidates,
             max_rounds=max_rounds or ic.max_rounds,
             select_by=select_by or ic.select_by,
+            accuracy=accuracy,
         )
         for budget in budgets_ms
     ]

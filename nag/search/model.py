@@ -56,7 +56,7 @@ class SearchModel:
     space: SearchSpace[Any]  # the search space
     layout: StagedLayout  # its decision sequence
     budgets: BudgetSet  # the K trained budgets and the outside-range policy
-    evaluator: Evaluator  # R(arch | B)
+    evaluator: Evaluator | None  # R(arch | B); None for a generator trained on another reward (the bench's baselines)
     generator: Generator  # f(B)
     surrogate: AccuracySurrogate  # the accuracy estimate reported by generate
     latency: LatencyPredictor  # decides feasibility at inference

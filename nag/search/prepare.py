@@ -45,7 +45,7 @@ def _check(archs: Sequence[Any], latency_ms: np.ndarray, accuracy: np.ndarray, c
         raise SearchDataError("latencies must be positive finite milliseconds")
     if not (np.isfinite(accuracy).all() and (accuracy >= 0).all() and (accuracy <= 1).all()):
         raise SearchDataError("accuracies must be fractions in [0, 1]")
-    if len(np.unique(latency_ms)) < 2 and config.num_budgets > 1:
+    if len(np.unique(latency_ms)) < 2 and config.num_budgets > 1 and config.budgets_ms is None:
         raise SearchDataError("all latencies are equal; K > 1 budgets need a latency range")
 
 
@@ -66,7 +66,11 @@ def prepare(
     _check(archs, lat, acc, config)
     parsed = [space.parse(a) for a in archs]
     layout = StagedLayout.for_space(space)
-    budgets = BudgetSet.evenly(lat, config.num_budgets, quantiles=config.budget_quantiles, outside=config.outside)  # type: ignore[arg-type]
+    budgets = (
+        BudgetSet(config.budgets_ms, outside=config.outside)  # type: ignore[arg-type]
+        if config.budgets_ms is not None
+        else BudgetSet.evenly(lat, config.num_budgets, quantiles=config.budget_quantiles, outside=config.outside)  # type: ignore[arg-type]
+    )
     canonical = [space.format(a) for a in parsed]
     ids = {name: n for n, name in enumerate(dict.fromkeys(canonical))}
     data = RankingData(

@@ -80,6 +80,8 @@ def check_storable(latency: LatencyPredictor) -> dict[str, Any]:
 
 def save_run(out: str | os.PathLike[str], model: SearchModel, metrics: dict[str, Any]) -> Path:
     """Write ``model`` and ``metrics`` to ``out`` (created if needed); returns the directory."""
+    if model.evaluator is None:
+        raise SettingError("a run directory stores PNAG models; this model has no evaluator (a baseline's generator)")
     run = Path(out)
     run.mkdir(parents=True, exist_ok=True)
     (run / "manifest.json").unlink(missing_ok=True)  # incomplete until rewritten

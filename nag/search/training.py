@@ -23,6 +23,7 @@ trials that differ in seed or entropy weight are judged by the same yardstick. E
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -30,6 +31,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from nag.errors import SettingError
 from nag.latency import LatencyPredictor
 from nag.search.budgets import BudgetSet
 from nag.search.config import SearchConfig
@@ -40,7 +42,11 @@ from nag.search.model import SearchModel, new_evaluator, new_generator
 from nag.search.surrogate import AccuracySurrogate
 from nag.space import SearchSpace
 
-__all__ = ["PreparedData", "RolloutSource", "TrialOutcome", "run_trial", "train_generator"]
+__all__ = ["PreparedData", "RewardFn", "RolloutSource", "TrialOutcome", "evaluator_reward", "run_trial", "train_generator"]
+
+
+# A reward for REINFORCE: raw actions ``(n, T)`` and their active mask -> rewards ``(n,)``, budget-major.
+RewardFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class RolloutSource(Protocol):
@@ -90,28 +96,44 @@ def _advantages(
     return (rewards - current.unsqueeze(1)) / scale, gc.baseline_decay * current + (1.0 - gc.baseline_decay) * means
 
 
+def evaluator_reward(evaluator: Evaluator, space: SearchSpace[Any], layout: StagedLayout, budget_index: torch.Tensor) -> RewardFn:
+    """PNAG's reward: R(arch | B_k) of the trained evaluator, for rollouts laid out budget-major by ``budget_index``."""
+    with torch.no_grad():
+        embeddings = evaluator.budget_embedding.trained(budget_index)
+
+    @torch.no_grad()
+    def reward(raw: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+        return evaluator.score(layout.encode_any(space, torch.where(active, raw, 0).numpy()), embeddings)
+
+    return reward
+
+
 def train_generator(
     generator: Generator,
-    evaluator: Evaluator,
+    evaluator: Evaluator | None,
     space: SearchSpace[Any],
     config: SearchConfig,
     *,
     seed: int,
     progress: bool = False,
     rollouts: RolloutSource | None = None,
+    reward: RewardFn | None = None,
 ) -> list[dict[str, Any]]:
     """REINFORCE with entropy bonus (Eqn. 3-4); returns a history of mean reward per budget and entropy.
 
     Rollouts are sampled without gradients in one batch, in-process or by ``rollouts`` (e.g. Ray workers);
-    the learner then scores the sampled actions teacher-forced to get the gradient. Deterministic for a
-    given ``seed`` and initial networks.
+    the learner then scores the sampled actions teacher-forced to get the gradient. The reward is the
+    evaluator's R(arch | B_k) unless ``reward`` is given (the baselines' rewards, e.g. MnasNet's, use it;
+    ``evaluator`` may then be None). Deterministic for a given ``seed`` and initial networks.
     """
     gc, k = config.generator, config.num_budgets
     sampler = torch.Generator().manual_seed(seed)
     optimiser = torch.optim.Adam(generator.parameters(), lr=gc.lr)
     budget_index = torch.arange(k).repeat_interleave(gc.archs_per_budget)
-    with torch.no_grad():
-        reward_embeddings = evaluator.budget_embedding.trained(budget_index)
+    if reward is None:
+        if evaluator is None:
+            raise SettingError("train_generator needs an evaluator or a reward function")
+        reward = evaluator_reward(evaluator, space, generator.layout, budget_index)
     baseline: torch.Tensor | None = None
     history: list[dict[str, Any]] = []
     every = max(1, gc.iterations // 50)
@@ -120,9 +142,7 @@ def train_generator(
         embeddings = generator.budget_embedding.trained(budget_index)
         if rollouts is None:
             raw = generator.sample_raw(embeddings.detach(), generator=sampler)
-            with torch.no_grad():
-                encodings = generator.layout.encode_any(space, torch.where(generator.active(raw), raw, 0).numpy())
-                rewards = evaluator.score(encodings, reward_embeddings)
+            rewards = reward(raw, generator.active(raw))
         else:
             raw_array, reward_array = rollouts.sample({n: p.detach() for n, p in generator.state_dict().items()}, iteration)
             raw, rewards = torch.as_tensor(raw_array), torch.as_tensor(reward_array, dtype=torch.float32)
@@ -157,7 +177,9 @@ def run_trial(prepared: PreparedData, config: SearchConfig, *, progress: bool = 
     budgets_ms = torch.tensor(prepared.budgets.budgets_ms, dtype=torch.float64)
     evaluator = new_evaluator(prepared.layout, config, seed=config.seed)
     losses = train_evaluator(evaluator, prepared.train, budgets_ms, config.evaluator, seed=config.seed, progress=progress)
-    heldout_accuracy = pairwise_accuracy(evaluator, prepared.heldout, budgets_ms)
+    heldout_accuracy = pairwise_accuracy(
+        evaluator, prepared.heldout, budgets_ms, accuracy_condition=config.evaluator.accuracy_condition
+    )
     evaluator_seconds = time.perf_counter() - started
     generator = new_generator(prepared.layout, config, seed=config.seed + 1)
     pool = None

@@ -6,10 +6,10 @@ path, ``"package.module:ClassName"``, without registering it.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from nag.errors import UnknownNameError
+from nag.registry import load_target
 from nag.space._base import SearchSpace, check_setting
 from nag.space.blocks import Block, ConvBlock, LinearBlock, MBConvBlock, PoolBlock
 from nag.space.costs import NetworkCosts, count_costs
@@ -39,11 +39,7 @@ def available_spaces() -> list[str]:
 
 
 def _load_class(target: str) -> Any:
-    module_name, _, class_name = target.partition(":")
-    try:
-        return getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as exc:
-        raise UnknownNameError(f"cannot load search space class {target!r}: {exc}") from exc
+    return load_target(target, what="search space class")
 
 
 def get_space(name: str) -> SearchSpace[Any]:

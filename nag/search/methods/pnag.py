@@ -1,0 +1,124 @@
+"""PNAG and the paper's variants of it: one generator for K budgets, its ablation, and independent search.
+
+- ``pnag``: the generator trained once over K budgets (K from the task's config, or ``k``); each budget is
+  answered by inference (Sec. 3.5), interpolating between trained budgets.
+- ``pnag-no-acc``: the same with the Pareto-dominance rule stripped of its accuracy condition (paper
+  Remark 1, Table 2): the lower cost always wins.
+- ``independent``: the same generator and evaluator trained for one budget at a time, K = 1 at exactly
+  that budget (paper Table 3, "repeated independent search").
+
+Inference picks among feasible candidates by ``select_by``: by default the accuracy source itself when
+it is fast (the paper: "the feasible architecture with the highest validation accuracy"), else the run's
+surrogate estimate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from nag.search.methods._base import Answer, MethodRun, Proposer, SearchTask
+from nag.search.model import SearchModel
+
+__all__ = ["Independent", "Pnag", "PnagNoAccuracy", "answer", "proposer", "train_on_task"]
+
+
+def train_on_task(task: SearchTask, changes: dict[str, object], *, progress: bool) -> SearchModel:
+    """Prepare the task's labelled rows under the config with ``changes`` and train one PNAG trial."""
+    from nag.search.api import trained_model
+    from nag.search.prepare import prepare
+    from nag.search.training import run_trial
+
+    config = task.config.replace(**changes)
+    prepared = prepare(
+        task.space, task.archs, task.latency_ms, task.accuracy_labels, config, latency=task.latency, progress=progress
+    )
+    return trained_model(prepared, config, run_trial(prepared, config, progress=progress))
+
+
+def _selection(task: SearchTask, select_by: str | None) -> str:
+    return select_by or ("source" if task.fast_accuracy else "surrogate")
+
+
+def answer(model: SearchModel, task: SearchTask, budget_ms: float, *, select_by: str) -> Answer:
+    """Inference for one budget, timed on its own."""
+    from nag.search.inference import infer
+
+    started = time.perf_counter()
+    (found,) = infer(model, [budget_ms], seed=task.seed, select_by=select_by, accuracy=task.accuracy)
+    return Answer(budget_ms=float(budget_ms), arch=found.arch, time_s=time.perf_counter() - started)
+
+
+def proposer(models: dict[float, SearchModel] | SearchModel, seed: int) -> Proposer:
+    from nag.search.inference import sample_policy
+
+    def propose(budget_ms: float, n: int) -> list[str]:
+        model = models if isinstance(models, SearchModel) else models[budget_ms]
+        return sample_policy(model, budget_ms, n, seed=seed)
+
+    return propose
+
+
+class Pnag:
+    """The generator trained once over K budgets; every budget answered by one inference."""
+
+    amortised = True
+
+    def __init__(self, *, k: int | None = None, accuracy_condition: bool = True, select_by: str | None = None) -> None:
+        self._k = k
+        self._accuracy_condition = accuracy_condition
+        self._select_by = select_by
+
+    @property
+    def name(self) -> str:
+        base = "pnag" if self._accuracy_condition else "pnag-no-acc"
+        return base if self._k is None else f"{base}-k{self._k}"
+
+    def run(self, task: SearchTask, budgets_ms: Sequence[float], *, progress: bool = False) -> MethodRun:
+        from nag.search.inference import warm_up
+
+        started = time.perf_counter()
+        changes: dict[str, object] = {"evaluator__accuracy_condition": self._accuracy_condition}
+        if self._k is not None:
+            changes |= {"num_budgets": self._k, "budgets_ms": None}
+        model = train_on_task(task, changes, progress=progress)
+        warm_up(model)
+        setup_s = time.perf_counter() - started
+        select_by = _selection(task, self._select_by)
+        answers = tuple(answer(model, task, b, select_by=select_by) for b in budgets_ms)
+        return MethodRun(
+            self.name,
+            answers,
+            setup_s,
+            propose=proposer(model, task.seed),
+            notes={"trained_budgets_ms": list(model.budgets.budgets_ms), "select_by": select_by},
+        )
+
+
+class PnagNoAccuracy(Pnag):
+    """PNAG whose dominance rule ignores accuracy (the paper's ablation)."""
+
+    def __init__(self, *, k: int | None = None, select_by: str | None = None) -> None:
+        super().__init__(k=k, accuracy_condition=False, select_by=select_by)
+
+
+class Independent:
+    """The PNAG generator and evaluator trained for one budget at a time (K = 1, at that budget)."""
+
+    amortised = False
+    name = "independent"
+
+    def __init__(self, *, select_by: str | None = None) -> None:
+        self._select_by = select_by
+
+    def run(self, task: SearchTask, budgets_ms: Sequence[float], *, progress: bool = False) -> MethodRun:
+        select_by = _selection(task, self._select_by)
+        models: dict[float, SearchModel] = {}
+        answers = []
+        for budget in budgets_ms:
+            started = time.perf_counter()
+            model = train_on_task(task, {"num_budgets": 1, "budgets_ms": (float(budget),)}, progress=progress)
+            models[float(budget)] = model
+            found = answer(model, task, budget, select_by=select_by)
+            answers.append(Answer(found.budget_ms, found.arch, time.perf_counter() - started))
+        return MethodRun(self.name, tuple(answers), 0.0, propose=proposer(models, task.seed), notes={"select_by": select_by})

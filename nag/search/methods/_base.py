@@ -65,6 +65,7 @@ class MethodRun:
     setup_s: float  # one-off time shared by every budget (training); 0 for methods that search per budget
     propose: Proposer | None = None  # raw policy draws per budget, for methods that have a policy
     notes: dict[str, Any] = field(default_factory=dict)  # method-specific facts for the report (JSON-ready)
+    amortised: bool = False  # one training served every budget
 
     @property
     def total_s(self) -> float:

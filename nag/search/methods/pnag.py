@@ -92,6 +92,7 @@ class Pnag:
             setup_s,
             propose=proposer(model, task.seed),
             notes={"trained_budgets_ms": list(model.budgets.budgets_ms), "select_by": select_by},
+            amortised=True,
         )
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from agents.errors import AgentError
 from nag import __version__
 from nag.accuracy.supernet import cli as supernet
-from nag.cli import agent, arch, demo, farm, search, table
+from nag.cli import agent, arch, bench, demo, farm, search, table
 from nag.cli._common import OneLineErrorParser
 from nag.errors import NagError
 
@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"nag-farm {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for group in (demo, arch, agent, farm, table, search, supernet):
+    for group in (demo, arch, agent, farm, table, search, bench, supernet):
         group.register(commands)
     return parser
 

@@ -11,42 +11,15 @@ from typing import Any
 
 from nag.cli._common import print_json, print_table
 
-__all__ = ["register"]
+__all__ = ["accuracy_options", "add_data_options", "farm_latency", "load_arch_table", "register"]
 
-ACCURACY_FORMS = (
-    "ofa-predictor:PATH (OFA's acc_predictor.pth), table:FILE (a table with an accuracy column) "
-    "or supernet:CKPT (with --data DIR|digits)"
-)
+ACCURACY_FORMS = "dynast, fitted:FILE, table:FILE, ofa-predictor:PATH or supernet:CKPT (with --data DIR|digits)"
 
 
 def register(subparsers: Any) -> None:
     """Add the ``search`` and ``generate`` commands to the ``nag`` parser's subparsers."""
     search = subparsers.add_parser("search", help="train PNAG on a table (or an accuracy source) and write a run directory")
-    data = search.add_argument_group("data")
-    data.add_argument("--space", default="ofa-mbv3", help="search space name (default: %(default)s)")
-    data.add_argument("--table", help="CSV, Parquet or PNAG JSON table of architectures with latency (ms) and accuracy")
-    data.add_argument("--arch-column", default="arch", help="architecture column (default: %(default)s)")
-    data.add_argument("--latency-column", default="latency_ms", help="latency column, milliseconds (default: %(default)s)")
-    data.add_argument(
-        "--accuracy-column", default="accuracy", help="accuracy column, fractions or percent (default: %(default)s)"
-    )
-    data.add_argument(
-        "--device", default="mobile", choices=("mobile", "cpu", "gpu"), help="PNAG JSON: whose latency (default: %(default)s)"
-    )
-    data.add_argument("--width-key", default=None, help="PNAG JSON: the width entry, e.g. w1.2 (default: the only one)")
-    data.add_argument("--accuracy", default=None, metavar="SPEC", help=f"label architectures with {ACCURACY_FORMS}")
-    data.add_argument("--resolution", type=int, default=224, help="input resolution for ofa-predictor (default: %(default)s)")
-    data.add_argument(
-        "--num-archs", type=int, default=16000, help="with an accuracy predictor: architectures to sample (default: %(default)s)"
-    )
-    data.add_argument("--db", default=None, help="farm latency store: latency from its block table for --kind")
-    data.add_argument("--kind", default=None, help="with --db: the table's device name (the agent kind, e.g. adb-litert)")
-    data.add_argument("--width", type=float, default=1.2, help="with --db: the table's width multiplier (default: %(default)s)")
-    data.add_argument("--fingerprint", default=None, help="with --db: choose among tables of several device fingerprints")
-    data.add_argument("--data", default=None, help="with --accuracy supernet:CKPT: an image folder (ImageNet layout) or 'digits'")
-    data.add_argument(
-        "--data-resolution", type=int, default=None, help="supernet data resolution (default: 32 for digits, else --resolution)"
-    )
+    add_data_options(search)
     method = search.add_argument_group("method (defaults follow the paper; see nag/search/config.py)")
     method.add_argument(
         "--budgets", type=int, default=10, metavar="K", help="number of training budgets K (default: %(default)s)"
@@ -99,31 +72,56 @@ def register(subparsers: Any) -> None:
     generate.set_defaults(handler=_generate)
 
 
+def add_data_options(parser: Any) -> None:
+    """The data flags shared by ``nag search`` and ``nag bench``: a table, or a farm table and an accuracy source."""
+    data = parser.add_argument_group("data")
+    data.add_argument("--space", default="ofa-mbv3", help="search space name (default: %(default)s)")
+    data.add_argument("--table", help="CSV, Parquet or PNAG JSON table of architectures with latency (ms) and accuracy")
+    data.add_argument("--arch-column", default="arch", help="architecture column (default: %(default)s)")
+    data.add_argument("--latency-column", default="latency_ms", help="latency column, milliseconds (default: %(default)s)")
+    data.add_argument(
+        "--accuracy-column", default="accuracy", help="accuracy column, fractions or percent (default: %(default)s)"
+    )
+    data.add_argument(
+        "--device", default="mobile", choices=("mobile", "cpu", "gpu"), help="PNAG JSON: whose latency (default: %(default)s)"
+    )
+    data.add_argument("--width-key", default=None, help="PNAG JSON: the width entry, e.g. w1.2 (default: the only one)")
+    data.add_argument("--accuracy", default=None, metavar="SPEC", help=f"label architectures with {ACCURACY_FORMS}")
+    data.add_argument("--resolution", type=int, default=224, help="input resolution for ofa-predictor (default: %(default)s)")
+    data.add_argument(
+        "--num-archs", type=int, default=16000, help="with an accuracy predictor: architectures to sample (default: %(default)s)"
+    )
+    data.add_argument("--db", default=None, help="farm latency store: latency from its block table for --kind")
+    data.add_argument("--kind", default=None, help="with --db: the table's device name (the agent kind, e.g. adb-litert)")
+    data.add_argument("--width", type=float, default=1.2, help="with --db: the table's width multiplier (default: %(default)s)")
+    data.add_argument("--fingerprint", default=None, help="with --db: choose among tables of several device fingerprints")
+    data.add_argument("--data", default=None, help="with --accuracy supernet:CKPT: an image folder (ImageNet layout) or 'digits'")
+    data.add_argument(
+        "--data-resolution", type=int, default=None, help="supernet data resolution (default: 32 for digits, else --resolution)"
+    )
+
+
+def accuracy_options(args: argparse.Namespace, *, cache: str | None = None) -> Any:
+    """The :class:`nag.accuracy.registry.SourceOptions` of a command's flags."""
+    from nag.accuracy.registry import SourceOptions
+
+    return SourceOptions(
+        space=args.space,
+        resolution=args.resolution,
+        data=args.data,
+        data_resolution=args.data_resolution,
+        cache=cache,
+        load_table=lambda path: load_arch_table(args, path, require_accuracy=True),
+    )
+
+
 def _accuracy_source(args: argparse.Namespace) -> Any:
-    from nag.errors import SettingError
+    from nag.accuracy.registry import open_source
 
-    kind, _, target = str(args.accuracy).partition(":")
-    if not target:
-        raise SettingError(f"--accuracy {args.accuracy!r}: expected {ACCURACY_FORMS}")
-    if kind == "ofa-predictor":
-        from nag.accuracy.ofa_predictor import OFAAccuracyPredictor
-
-        return OFAAccuracyPredictor(target, resolution=args.resolution, space=args.space)
-    if kind == "table":
-        from nag.accuracy.table import TableAccuracySource
-
-        return TableAccuracySource(_load(args, target, require_accuracy=True))
-    if kind == "supernet":
-        if args.data is None:
-            raise SettingError("--accuracy supernet:CKPT needs --data DIR|digits (the images its subnets are evaluated on)")
-        from nag.accuracy.supernet import DataSpec, SupernetAccuracy
-
-        resolution = args.data_resolution or (32 if args.data == "digits" else args.resolution)
-        return SupernetAccuracy(target, DataSpec(source=args.data, resolution=resolution), cache=f"{args.out}.accuracy.csv")
-    raise SettingError(f"--accuracy kind {kind!r} is unknown; expected {ACCURACY_FORMS}")
+    return open_source(args.accuracy, accuracy_options(args, cache=f"{args.out}.accuracy.csv")).source
 
 
-def _farm_latency(args: argparse.Namespace) -> Any:
+def farm_latency(args: argparse.Namespace) -> Any:
     """The farm's block-table predictor for --kind at --resolution/--width in --db (one table, or a clear error)."""
     from farm.lut import LutPredictor, select_table
     from farm.store import Store
@@ -138,7 +136,7 @@ def _farm_latency(args: argparse.Namespace) -> Any:
     return predictor
 
 
-def _load(args: argparse.Namespace, path: str, *, require_accuracy: bool) -> Any:
+def load_arch_table(args: argparse.Namespace, path: str, *, require_accuracy: bool) -> Any:
     from nag.data import load_table
 
     table = load_table(
@@ -192,7 +190,7 @@ def _search(args: argparse.Namespace) -> int:
     if args.rollout_workers and not args.ray_address:
         raise SettingError("--rollout-workers needs a Ray cluster: give --ray-address (e.g. auto)")
     config = _config(args)
-    table = None if args.table is None else _load(args, args.table, require_accuracy=args.accuracy is None)
+    table = None if args.table is None else load_arch_table(args, args.table, require_accuracy=args.accuracy is None)
     accuracy = None if args.accuracy is None else _accuracy_source(args)
     tune_options = _tune_options(args)
     return _run(args, config, table, accuracy, tune_options)
@@ -206,11 +204,11 @@ def _search_on_farm_latency(args: argparse.Namespace) -> int:
 
     if args.accuracy is None and args.table is None:
         raise SettingError("with --db/--kind, give the accuracy: --accuracy SPEC, or --table FILE with an accuracy column")
-    latency = _farm_latency(args)  # first: a wrong --db fails before any table is read
+    latency = farm_latency(args)  # first: a wrong --db fails before any table is read
     accuracy = (
         _accuracy_source(args)
         if args.accuracy is not None
-        else TableAccuracySource(_load(args, args.table, require_accuracy=True))
+        else TableAccuracySource(load_arch_table(args, args.table, require_accuracy=True))
     )
     return _run(args, _config(args), None, accuracy, _tune_options(args), latency=latency)
 

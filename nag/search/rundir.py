@@ -46,7 +46,10 @@ VERSION = 1
 FILES = ("config.json", "budgets.json", "evaluator.pt", "generator.pt", "surrogate.pt", "latency.json", "metrics.json")
 
 # kind -> "module:Class" with a from_dict classmethod; imported only when a run directory uses it.
-LATENCY_KINDS: dict[str, str] = {"additive": "nag.latency.additive:AdditiveLatencyPredictor"}
+LATENCY_KINDS: dict[str, str] = {
+    "additive": "nag.latency.additive:AdditiveLatencyPredictor",
+    "known-answer": "nag.search.known_answer:KnownAnswerProblem",
+}
 
 
 class RunDirError(NagError, ValueError):

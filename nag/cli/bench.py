@@ -161,7 +161,11 @@ def _bench(args: argparse.Namespace) -> int:
     from nag.errors import SettingError
     from nag.search.api import torch_threads
 
-    spec = _spec(args)  # bad budgets or methods fail before any data is read
+    from nag.accuracy.registry import parse_spec
+
+    spec = _spec(args)  # bad budgets, methods or accuracy specs fail before any data is read
+    if args.accuracy is not None:
+        parse_spec(args.accuracy)
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise SettingError(f"--out {args.out!r} is a file; give a directory for the bench's files")
     task, notes = _task(args)

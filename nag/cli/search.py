@@ -69,7 +69,28 @@ def register(subparsers: Any) -> None:
     generate.add_argument(
         "--candidates", type=int, default=None, help="architectures sampled per round (default: the run's, 100)"
     )
-    generate.set_defaults(handler=_generate)
+    generate.add_argument(
+        "--select-by",
+        choices=("surrogate", "evaluator", "source"),
+        default=None,
+        help="rank feasible candidates by the run's surrogate estimate, the evaluator, or the accuracy source itself "
+        "(default: the source when the run stores a fast one, as the paper does; else the surrogate)",
+    )
+    generate.add_argument(
+        "--accuracy", default=None, metavar="SPEC", help=f"the accuracy source for --select-by source: {ACCURACY_FORMS}"
+    )
+    generate.set_defaults(
+        handler=_generate,
+        space="ofa-mbv3",
+        resolution=224,
+        arch_column="arch",
+        latency_column="latency_ms",
+        accuracy_column="accuracy",
+        device="mobile",
+        width_key=None,
+        data=None,
+        data_resolution=None,
+    )
 
 
 def add_data_options(parser: Any) -> None:
@@ -250,6 +271,8 @@ def _run(args: argparse.Namespace, config: Any, table: Any, accuracy: Any, tune_
         threads=args.threads,
         log=lambda message: print(message, file=sys.stderr),
     )
+    if args.accuracy is not None:
+        _store_accuracy(args, out)
     _, metrics = load_run(out)
     best = metrics["trials"][metrics["best_trial"]]
     print(
@@ -273,10 +296,67 @@ def _run(args: argparse.Namespace, config: Any, table: Any, accuracy: Any, tune_
     return 0
 
 
+ACCURACY_FILE = "accuracy.json"  # optional in a run directory: how to reopen its accuracy source (registry spec)
+_REOPEN = (
+    "space",
+    "resolution",
+    "arch_column",
+    "latency_column",
+    "accuracy_column",
+    "device",
+    "width_key",
+    "data",
+    "data_resolution",
+)
+
+
+def _store_accuracy(args: argparse.Namespace, out: Any) -> None:
+    """Keep the --accuracy spec (with file targets made absolute) so 'nag generate --select-by source' can reopen it."""
+    from pathlib import Path
+
+    from nag.accuracy.registry import parse_spec
+    from nag.search.rundir import write_json
+
+    kind, target = parse_spec(args.accuracy)
+    spec = f"{kind}:{Path(target).resolve()}" if target else kind
+    write_json(Path(out) / ACCURACY_FILE, {"spec": spec, **{name: getattr(args, name) for name in _REOPEN}})
+
+
+def _generation_source(args: argparse.Namespace) -> tuple[Any, str]:
+    """The accuracy source for selection (given, or stored in the run) and the selection rule in force."""
+    import json
+    from pathlib import Path
+
+    from nag.accuracy.registry import open_source
+    from nag.errors import SettingError
+
+    stored_path = Path(args.run) / ACCURACY_FILE
+    spec, options = args.accuracy, argparse.Namespace(**vars(args))
+    if spec is None and stored_path.is_file():
+        try:
+            stored = json.loads(stored_path.read_text(encoding="utf-8"))
+            spec = str(stored["spec"])
+            for name in _REOPEN:
+                setattr(options, name, stored.get(name))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise SettingError(f"cannot read {stored_path}: {exc}; pass --accuracy SPEC or --select-by surrogate") from None
+    if args.select_by in ("surrogate", "evaluator"):
+        return None, args.select_by
+    if spec is None:
+        if args.select_by == "source":
+            raise SettingError("--select-by source needs the accuracy source: pass --accuracy SPEC (the run stores none)")
+        return None, "surrogate"
+    opened = open_source(spec, accuracy_options(options))
+    if args.select_by is None and not opened.fast:
+        return None, "surrogate"  # a slow source (supernet) is asked only when requested
+    return opened.source, "source"
+
+
 def _generate(args: argparse.Namespace) -> int:
     from nag.search.api import generate
 
-    results = generate(args.run, args.budget, seed=args.seed, candidates=args.candidates)
+    source, select_by = _generation_source(args)
+    results = generate(args.run, args.budget, seed=args.seed, candidates=args.candidates, select_by=select_by, accuracy=source)
     for result in results:
         if result["note"]:
             print(f"nag: note: {result['note']}", file=sys.stderr)
@@ -284,7 +364,14 @@ def _generate(args: argparse.Namespace) -> int:
         print_json(results)
         return 0
     print_table(
-        ["budget (ms)", "arch", "latency (ms)", "accuracy", "interpolated", "time (ms)"],
+        [
+            "budget (ms)",
+            "arch",
+            "latency (ms)",
+            "accuracy (source)" if select_by == "source" else "accuracy (estimate)",
+            "interpolated",
+            "time (ms)",
+        ],
         [
             [
                 f"{r['budget_ms']:g}",

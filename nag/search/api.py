@@ -176,16 +176,22 @@ def generate(
     candidates: int | None = None,
     max_rounds: int | None = None,
     threads: int | None = 1,
+    select_by: str | None = None,
+    accuracy: AccuracySource | None = None,
 ) -> list[dict[str, Any]]:
     """One dict per budget, in order: ``budget_ms``, ``arch``, ``latency_ms`` (predicted), ``accuracy``
     (estimate), ``interpolated``, ``time_ms`` (this budget's inference, loading excluded), ``feasible``,
     ``outside_trained_range``, ``note``, and the candidate counts (see :class:`nag.search.inference.Generated`).
-    One untimed warm-up pass runs first, so ``time_ms`` is the steady per-budget cost.
+    One untimed warm-up pass runs first, so ``time_ms`` is the steady per-budget cost. ``select_by`` (default:
+    the run's setting) ranks the feasible candidates; ``"source"`` asks ``accuracy`` and reports its values.
     """
     with torch_threads(threads):
         model, _ = load_run(run_dir)
         warm_up(model)
-        return [g.to_dict() for g in infer(model, budgets_ms, seed=seed, candidates=candidates, max_rounds=max_rounds)]
+        found = infer(
+            model, budgets_ms, seed=seed, candidates=candidates, max_rounds=max_rounds, select_by=select_by, accuracy=accuracy
+        )
+        return [g.to_dict() for g in found]
 
 
 def propose(

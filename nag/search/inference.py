@@ -124,7 +124,9 @@ def _infer_one(
     if select_by == "source":
         if accuracy is None:
             raise SettingError("select_by='source' needs the accuracy source: pass accuracy= (CLI: --accuracy SPEC)")
-        estimates = torch.tensor(accuracy.accuracy(model.layout.actions_to_archs(model.space, actions[pool])))
+        estimates = torch.tensor(
+            accuracy.accuracy(model.layout.actions_to_archs(model.space, actions[pool])), dtype=torch.float64
+        )
     else:
         estimates = model.surrogate(encodings)
     if model.evaluator is not None:

@@ -82,7 +82,9 @@ def test_dominance_without_the_accuracy_condition_lets_cost_decide() -> None:
     assert dominance_of_pairs(cost_a, acc_a, cost_b, acc_b, budgets, accuracy_condition=False).item() == -1
 
 
-def test_inference_by_the_source_returns_the_sources_best_feasible_candidate(task: SearchTask, problem: KnownAnswerProblem) -> None:
+def test_inference_by_the_source_returns_the_sources_best_feasible_candidate(
+    task: SearchTask, problem: KnownAnswerProblem
+) -> None:
     from nag.search.inference import infer, sample_policy
     from nag.search.methods.pnag import train_on_task
 

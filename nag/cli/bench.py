@@ -156,12 +156,11 @@ def _task(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    from nag.accuracy.registry import parse_spec
     from nag.bench.report import write_outputs
     from nag.bench.runner import run_bench
     from nag.errors import SettingError
     from nag.search.api import torch_threads
-
-    from nag.accuracy.registry import parse_spec
 
     spec = _spec(args)  # bad budgets, methods or accuracy specs fail before any data is read
     if args.accuracy is not None:

@@ -75,7 +75,7 @@ def test_pnag_regret_to_the_exact_optimum_is_small_and_every_answer_fits(bench: 
 
 
 def test_bench_files_hold_the_json_contract_and_rerender(bench: tuple) -> None:
-    result, _, out = bench
+    _, _, out = bench
     document = json.loads((out / "bench.json").read_text())
     assert set(document) >= {"results", "summary"}
     assert all(set(row) == set(RESULT_COLUMNS) for row in document["results"])

@@ -16,23 +16,22 @@ budget's own time is its REINFORCE training plus its inference.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from nag.search.methods._base import Answer, MethodRun, SearchTask
 from nag.search.methods.pnag import answer, proposer
+from nag.search.layout import StagedLayout
 from nag.search.model import SearchModel
+from nag.search.surrogate import AccuracySurrogate
+from nag.search.training import RewardFn
 
 __all__ = ["MNASNET_W", "TUNAS_BETA", "MnasNet", "TuNAS"]
 
 MNASNET_W = -0.07  # MnasNet's exponent (both sides of the target: its soft constraint)
 TUNAS_BETA = -0.07  # TuNAS's absolute-reward coefficient
-
-# (accuracy fractions, latency / budget) -> rewards
-Shape = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
 
 class _PerBudgetReinforce:
     amortised = False
@@ -74,7 +73,7 @@ class _PerBudgetReinforce:
             answers.append(Answer(found.budget_ms, found.arch, time.perf_counter() - started))
         return MethodRun(self.name, tuple(answers), setup_s, propose=proposer(models, task.seed), notes={"select_by": select_by})
 
-    def _reward(self, task: SearchTask, layout, surrogate, budget_ms: float):  # type: ignore[no-untyped-def]
+    def _reward(self, task: SearchTask, layout: StagedLayout, surrogate: AccuracySurrogate, budget_ms: float) -> RewardFn:
         @torch.no_grad()
         def reward(raw: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
             actions = torch.where(active, raw, 0).numpy()

@@ -21,9 +21,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from nag.search.layout import StagedLayout
 from nag.search.methods._base import Answer, MethodRun, SearchTask
 from nag.search.methods.pnag import answer, proposer
-from nag.search.layout import StagedLayout
 from nag.search.model import SearchModel
 from nag.search.surrogate import AccuracySurrogate
 from nag.search.training import RewardFn

@@ -112,7 +112,7 @@ def test_search_labels_its_own_archs_with_the_ofa_predictor(tmp_path: Path, prob
                 "--out",
                 "r",
             ],
-            "--accuracy kind 'magic' is unknown",
+            "--accuracy 'magic:x': unknown kind 'magic'",
         ),
         (["search", "--table", "PERCENT", "--rollout-workers", "2", "--out", "r"], "needs a Ray cluster"),
         (["generate", "--run", "nowhere", "--budget", "30"], "'nowhere' does not exist"),

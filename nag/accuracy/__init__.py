@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from nag.accuracy._protocol import AccuracySource
+from nag.accuracy._protocol import AccuracySource, EncodedAccuracySource
 
-__all__ = ["AccuracySource"]
+__all__ = ["AccuracySource", "EncodedAccuracySource"]

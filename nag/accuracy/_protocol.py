@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-__all__ = ["AccuracySource"]
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["AccuracySource", "EncodedAccuracySource"]
 
 
 @runtime_checkable
@@ -22,3 +25,13 @@ class AccuracySource(Protocol):
 
     def accuracy(self, archs: Sequence[Any]) -> list[float]:
         """Top-1 accuracy fraction of each architecture, in order."""
+
+
+@runtime_checkable
+class EncodedAccuracySource(AccuracySource, Protocol):
+    """An accuracy source that can also label architectures given as rows of ``space.encode`` (an optional
+    capability: a search scoring thousands of candidates skips parsing them). Same values as ``accuracy``.
+    """
+
+    def accuracy_encoded(self, encodings: np.ndarray) -> np.ndarray:
+        """Top-1 fraction of each row of ``encodings`` (``(n, space.encoding_size)``, the space's encoding)."""

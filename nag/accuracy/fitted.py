@@ -264,9 +264,25 @@ class FittedAccuracyPredictor:
     def accuracy(self, archs: Sequence[Any]) -> list[float]:
         if len(archs) == 0:
             return []
-        active = self._encode([self._space.parse(a) for a in archs])
+        return self._predict(self._encode([self._space.parse(a) for a in archs])).tolist()
+
+    def accuracy_encoded(self, encodings: np.ndarray) -> np.ndarray:
+        """Top-1 of architectures given as rows of ``space.encode`` (0/1); the values ``accuracy`` gives."""
+        dense = np.asarray(encodings)
+        if dense.ndim != 2 or dense.shape[1] != self._encode.size or not np.isin(dense, (0, 1)).all():
+            raise SettingError(
+                f"accuracy_encoded takes rows of {self.space}'s 0/1 encoding ({self._encode.size} columns), "
+                f"got an array of shape {dense.shape}"
+            )
+        if len(dense) == 0:
+            return np.zeros(0)
+        columns = np.where(dense > 0, np.arange(self._encode.size), self._encode.size)
+        columns.sort(axis=1)
+        return self._predict(columns[:, : max(1, int((dense > 0).sum(axis=1).max()))])
+
+    def _predict(self, active: np.ndarray) -> np.ndarray:
         predicted = self.offset + self._support.weighted_sum(active, self.gamma, self.dual)
-        return np.clip(predicted, 0.0, 1.0).tolist()
+        return np.clip(predicted, 0.0, 1.0)
 
     # -- fitting ----------------------------------------------------------------------------------------
     @classmethod

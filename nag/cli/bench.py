@@ -15,7 +15,7 @@ from nag.cli.search import accuracy_options, add_data_options, farm_latency, loa
 
 __all__ = ["register"]
 
-METHOD_NAMES = "pnag,independent,mnasnet,tunas,pnag-no-acc,evolution,random"
+METHOD_NAMES = "pnag,independent,mnasnet,tunas,pnag-no-acc,evolution,random,local"
 DEFAULT_WIDTH, DEFAULT_KIND = 1.0, "ort-cpu"  # the embedded default: DyNAS-T's w1.0 top-1 on a table measured here
 
 
@@ -160,7 +160,7 @@ def _bench(args: argparse.Namespace) -> int:
     from nag.bench.report import write_outputs
     from nag.bench.runner import run_bench
     from nag.errors import SettingError
-    from nag.search.api import torch_threads
+    from nag.search.api import compute_threads
 
     spec = _spec(args)  # bad budgets, methods or accuracy specs fail before any data is read
     if args.accuracy is not None:
@@ -169,7 +169,7 @@ def _bench(args: argparse.Namespace) -> int:
         raise SettingError(f"--out {args.out!r} is a file; give a directory for the bench's files")
     task, notes = _task(args)
     say = (lambda _line: None) if args.json else (lambda line: print(line, file=sys.stderr))
-    with torch_threads(args.threads):
+    with compute_threads(args.threads):
         result = run_bench(task, spec, progress=not args.quiet, log=say, optimum=None, task_notes=notes)
     labelled = list(zip(task.latency_ms, task.accuracy_labels, strict=True))[:4000]
     page = write_outputs(result, args.out, labelled=labelled)

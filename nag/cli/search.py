@@ -79,6 +79,14 @@ def register(subparsers: Any) -> None:
     generate.add_argument(
         "--accuracy", default=None, metavar="SPEC", help=f"the accuracy source for --select-by source: {ACCURACY_FORMS}"
     )
+    generate.add_argument(
+        "--refine-steps",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --select-by source: moves of the local search under the source after the pick "
+        "(default: the run's, 8; 0: the paper's inference, the best draw)",
+    )
     generate.set_defaults(
         handler=_generate,
         space="ofa-mbv3",
@@ -353,10 +361,21 @@ def _generation_source(args: argparse.Namespace) -> tuple[Any, str]:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    from nag.errors import SettingError
     from nag.search.api import generate
 
+    if args.refine_steps is not None and args.refine_steps < 0:  # before the run is read
+        raise SettingError(f"--refine-steps must be >= 0, got {args.refine_steps}; 0 turns refinement off")
     source, select_by = _generation_source(args)
-    results = generate(args.run, args.budget, seed=args.seed, candidates=args.candidates, select_by=select_by, accuracy=source)
+    results = generate(
+        args.run,
+        args.budget,
+        seed=args.seed,
+        candidates=args.candidates,
+        select_by=select_by,
+        accuracy=source,
+        refine_steps=args.refine_steps,
+    )
     for result in results:
         if result["note"]:
             print(f"nag: note: {result['note']}", file=sys.stderr)

@@ -110,10 +110,21 @@ class InferenceConfig:
     # rank feasible candidates by the surrogate's estimate, by R(arch | B), or by the accuracy source itself
     # (the paper: "the feasible architecture with the highest validation accuracy"; needs the source at inference)
     select_by: Selection = "surrogate"
+    # with select_by="source": moves of the local search under the source after the pick (0: the paper's inference,
+    # the best draw), trades (pairs of moves) tried per move, and climbs from the best distinct draws; see
+    # nag.search.refine (3 climbs against 1: worst budget -0.01..-0.03 points from evolution instead of -0.02..-0.05)
+    refine_steps: int = 8
+    refine_pairs: int = 30
+    refine_climbs: int = 3
 
     def __post_init__(self) -> None:
         _positive("inference", candidates=self.candidates, max_rounds=self.max_rounds)
         _one_of("inference", "select_by", self.select_by, SELECTIONS)
+        _positive("inference", refine_climbs=self.refine_climbs)
+        for name in ("refine_steps", "refine_pairs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise SettingError(f"inference.{name} must be an integer >= 0, got {value!r} (0 turns refinement off)")
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,14 @@ class Generator(nn.Module):
         self.register_buffer("_valid", valid, persistent=False)  # (T, C): which padded choices exist
         self.register_buffer("_offset", torch.tensor([offsets[k] for k in kinds]), persistent=False)  # (T,)
 
+    def choice_counts(self) -> np.ndarray:
+        """``(T,)`` number of choices of each step's decision."""
+        return self._valid.sum(1).numpy()
+
+    def token_offsets(self) -> np.ndarray:
+        """``(T,)`` token index of each step's first choice (tokens of a kind are contiguous)."""
+        return self._offset.numpy().copy()
+
     def _logits(self, hidden: torch.Tensor, step: int | slice) -> torch.Tensor:
         """Masked logits of step(s): ``(n, H)`` -> ``(n, C)`` for one step, ``(n, T, H)`` -> ``(n, T, C)`` for all."""
         if isinstance(step, int):

@@ -1,16 +1,22 @@
-"""Inference of an architecture for any budget (PNAG Sec. 3.5).
+"""Inference of an architecture for any budget (PNAG Sec. 3.5), and its refinement.
 
 For a budget B: embed it (interpolating between trained budgets, Sec. 3.2, or by the outside-range
-policy), sample ``candidates`` architectures from pi(. | b) in one batch, price the distinct ones with the
-latency predictor, and keep those that meet B. If none does, sample again, up to ``max_rounds`` rounds.
-Return the feasible candidate with the best accuracy by ``select_by``: the run's surrogate estimate
-(``"surrogate"``), the evaluator's score (``"evaluator"``), or the accuracy source itself (``"source"``,
-the paper's "feasible architecture with the highest validation accuracy"; every feasible candidate is
-labelled by the source, so it suits sources that answer quickly: tables fitted or looked up, predictors). If no round yields a feasible candidate, return the fastest candidate seen, marked
-``feasible=False`` with a note saying so: a result is never silently over budget.
+policy), sample ``candidates`` architectures from pi(. | b) in one batch (the generator's policy run in
+numpy, :mod:`nag.search.policy`), price the distinct ones with the latency predictor, and keep those that
+meet B. If none does, sample again, up to ``max_rounds`` rounds. Pick the feasible candidate with the best
+accuracy by ``select_by``: the run's surrogate estimate (``"surrogate"``), the evaluator's score
+(``"evaluator"``), or the accuracy source itself (``"source"``, the paper's "feasible architecture with the
+highest validation accuracy"; every feasible candidate is labelled by the source, so it suits sources that
+answer quickly: tables fitted or looked up, predictors).
 
-Sampling is seeded per (seed, budget), so a budget's answer does not depend on which other budgets are
-asked for in the same call.
+With ``select_by="source"`` and ``refine_steps > 0`` (the default) the pick is then improved by a local
+search under the source and the latency predictor (:mod:`nag.search.refine`; not in the paper, reported
+per budget as ``refine_steps`` and ``accuracy_queries``). The other selections never refine: climbing a
+surrogate would chase its errors.
+
+If no round yields a feasible candidate, return the fastest candidate seen, marked ``feasible=False`` with
+a note saying so: a result is never silently over budget. Sampling is seeded per (seed, budget), so a
+budget's answer does not depend on which other budgets are asked for in the same call.
 """
 
 from __future__ import annotations
@@ -22,10 +28,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from nag.accuracy import AccuracySource
 from nag.errors import SettingError
+from nag.search.budgets import BudgetPlacement
 from nag.search.model import SearchModel
+from nag.search.refine import refine
+from nag.search.scoring import CandidateScorer
 
 __all__ = ["Generated", "infer", "sample_policy", "warm_up"]
 
@@ -52,6 +62,8 @@ class Generated:
     time_ms: float  # wall time for this budget
     note: str | None  # why the result needs attention (infeasible, outside the trained range), else None
     selected_by: str = "surrogate"  # how the pick was ranked among feasible candidates: surrogate, evaluator, source
+    refine_steps: int = 0  # moves of the local search under the source after the pick (0: the best draw itself)
+    accuracy_queries: int = 0  # architectures labelled by the accuracy source for this budget (pick and refinement)
 
     @property
     def accuracy_is_estimate(self) -> bool:
@@ -66,10 +78,8 @@ def _budget_seed(seed: int, budget_ms: float) -> int:
     return (seed * 1_000_003 + round(budget_ms * 1000)) % (2**62)
 
 
-@torch.no_grad()
-def _sample_round(model: SearchModel, embedding: torch.Tensor, count: int, sampler: torch.Generator) -> np.ndarray:
-    actions = model.generator.sample_actions(embedding.expand(count, -1), generator=sampler)
-    return np.unique(actions, axis=0)
+def _rng(seed: int, budget_ms: float) -> np.random.Generator:
+    return np.random.default_rng(_budget_seed(seed, budget_ms))
 
 
 def _note(
@@ -89,95 +99,133 @@ def _note(
     return "; ".join(parts) or None
 
 
-@torch.no_grad()
-def _infer_one(
-    model: SearchModel,
-    budget_ms: float,
-    *,
-    seed: int,
-    candidates: int,
-    max_rounds: int,
-    select_by: str,
-    accuracy: AccuracySource | None = None,
-) -> Generated:
-    started = time.perf_counter()
-    placement = model.budgets.place(budget_ms)
-    embedding = model.generator.budget_embedding.mix([placement])
-    sampler = torch.Generator().manual_seed(_budget_seed(seed, budget_ms))
-    seen: set[bytes] = set()
+@dataclass(frozen=True)
+class _Options:
+    seed: int
+    candidates: int
+    max_rounds: int
+    select_by: str
+    refine_steps: int
+    refine_pairs: int
+    refine_climbs: int
+
+
+def _draw(
+    model: SearchModel, scorer: CandidateScorer, embedding: np.ndarray, budget_ms: float, options: _Options
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Distinct candidates (canonical action rows), their latencies, and the rounds used until one fits."""
+    rng = _rng(options.seed, budget_ms)
     kept: list[np.ndarray] = []
-    latencies: list[float] = []
+    latencies: list[np.ndarray] = []
+    seen: set[bytes] = set()
     rounds = 0
-    for rounds in range(1, max_rounds + 1):  # noqa: B007 - rounds is reported
-        fresh = [row for row in _sample_round(model, embedding, candidates, sampler) if row.tobytes() not in seen]
+    for rounds in range(1, options.max_rounds + 1):  # noqa: B007 - rounds is reported
+        drawn = np.unique(model.policy.sample(np.repeat(embedding, options.candidates, axis=0), rng), axis=0)
+        fresh = drawn[[row.tobytes() not in seen for row in drawn]]
         seen.update(row.tobytes() for row in fresh)
-        if fresh:
-            batch = np.stack(fresh)
-            kept.append(batch)
-            latencies += model.latency.predict_ms(model.layout.actions_to_archs(model.space, batch))
-        if any(lat <= budget_ms for lat in latencies):
+        if len(fresh):
+            kept.append(fresh)
+            latencies.append(scorer.latency(fresh))
+        if any((lat <= budget_ms).any() for lat in latencies):
             break
-    actions, latency = np.concatenate(kept), np.asarray(latencies)
-    feasible_rows = np.nonzero(latency <= budget_ms)[0]
-    pool = feasible_rows if len(feasible_rows) else np.asarray([int(np.argmin(latency))])
-    encodings = model.layout.encode_any(model.space, actions[pool])
-    if select_by == "source":
-        if accuracy is None:
-            raise SettingError("select_by='source' needs the accuracy source: pass accuracy= (CLI: --accuracy SPEC)")
-        estimates = torch.tensor(
-            accuracy.accuracy(model.layout.actions_to_archs(model.space, actions[pool])), dtype=torch.float64
-        )
-    else:
-        estimates = model.surrogate(encodings)
-    if model.evaluator is not None:
-        scores = model.evaluator.score(encodings, model.evaluator.budget_embedding.mix([placement]).expand(len(pool), -1))
-    elif select_by == "evaluator":
+    return np.concatenate(kept), np.concatenate(latencies), rounds
+
+
+@torch.no_grad()
+def _evaluator_scores(model: SearchModel, encodings: torch.Tensor, placement: BudgetPlacement) -> torch.Tensor:
+    if model.evaluator is None:
+        return torch.full((len(encodings),), float("nan"))
+    embedding = model.evaluator.budget_embedding.mix([placement]).expand(len(encodings), -1)
+    return model.evaluator.score(encodings, embedding)
+
+
+@torch.no_grad()
+def _infer_one(model: SearchModel, scorer: CandidateScorer, budget_ms: float, options: _Options) -> Generated:
+    started = time.perf_counter()
+    select_by = options.select_by
+    if select_by == "source" and not scorer.has_accuracy:
+        raise SettingError("select_by='source' needs the accuracy source: pass accuracy= (CLI: --accuracy SPEC)")
+    if select_by == "evaluator" and model.evaluator is None:
         raise SettingError(
             "select_by='evaluator' needs a model with an evaluator; this one was trained without (a baseline reward)"
         )
+    queries_before = scorer.accuracy_queries
+    placement = model.budgets.place(budget_ms)
+    actions, latency, rounds = _draw(model, scorer, model.policy.embed([placement]), budget_ms, options)
+    feasible_rows = np.nonzero(latency <= budget_ms)[0]
+    pool = feasible_rows if len(feasible_rows) else np.asarray([int(np.argmin(latency))])
+    if select_by == "source":
+        estimates = scorer.accuracy(actions[pool])
+    elif select_by == "surrogate":
+        estimates = model.surrogate(model.layout.encode_any(model.space, actions[pool])).double().numpy()
     else:
-        scores = torch.full((len(pool),), float("nan"))
-    best = int(torch.argmax(scores if select_by == "evaluator" else estimates))
-    row = int(pool[best])
-    arch = model.space.format(model.layout.actions_to_archs(model.space, actions[row : row + 1])[0])
+        estimates = _evaluator_scores(model, model.layout.encode_any(model.space, actions[pool]), placement).double().numpy()
+    best = int(np.argmax(estimates))
+    row, lat, acc = actions[pool[best]], float(latency[pool[best]]), float(estimates[best])
+    steps = 0
+    if select_by == "source" and options.refine_steps > 0 and len(feasible_rows):
+        climbed = refine(
+            actions[pool],
+            latency[pool],
+            estimates,
+            budget_ms,
+            scorer,
+            steps=options.refine_steps,
+            pairs=options.refine_pairs,
+            climbs=options.refine_climbs,
+        )
+        if climbed is not None and climbed.steps:
+            row, lat, acc, steps = climbed.actions, climbed.latency_ms, climbed.accuracy, climbed.steps
+    chosen = row[None, :]
+    if select_by == "evaluator":
+        score = acc
+        acc = float(model.surrogate(model.layout.encode_any(model.space, chosen))[0])
+    else:
+        score = float(_evaluator_scores(model, model.layout.encode_any(model.space, chosen), placement)[0])
     feasible = bool(len(feasible_rows))
     return Generated(
         budget_ms=float(budget_ms),
-        arch=arch,
-        latency_ms=float(latency[row]),
-        accuracy=float(estimates[best]),
-        score=float(scores[best]),
+        arch=model.space.format(model.layout.actions_to_archs(model.space, chosen)[0]),
+        latency_ms=lat,
+        accuracy=acc,
+        score=score,
         feasible=feasible,
         interpolated=placement.interpolated,
         outside_trained_range=placement.outside,
         budget_policy=placement.policy,
-        candidates=rounds * candidates,
+        candidates=rounds * options.candidates,
         distinct_candidates=len(actions),
         feasible_candidates=len(feasible_rows),
         rounds=rounds,
         time_ms=(time.perf_counter() - started) * 1000.0,
         note=_note(feasible, budget_ms, placement.outside, model, rounds, float(latency.min())),
         selected_by=select_by,
+        refine_steps=steps,
+        accuracy_queries=scorer.accuracy_queries - queries_before,
     )
 
 
-@torch.no_grad()
 def sample_policy(model: SearchModel, budget_ms: float, n: int, *, seed: int = 0) -> list[str]:
     """``n`` architectures drawn from the generator's policy for ``budget_ms``, duplicates kept and nothing
     filtered: what the generator proposes before inference checks the latency (the paper's Fig. 3 (b), (c)).
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise SettingError(f"n must be a positive integer, got {n!r}")
-    embedding = model.generator.budget_embedding.mix([model.budgets.place(budget_ms)])
-    sampler = torch.Generator().manual_seed(_budget_seed(seed, budget_ms))
-    actions = model.generator.sample_actions(embedding.expand(n, -1), generator=sampler)
+    embedding = model.policy.embed([model.budgets.place(budget_ms)])
+    actions = model.policy.sample(np.repeat(embedding, n, axis=0), _rng(seed, budget_ms))
     return [model.space.format(a) for a in model.layout.actions_to_archs(model.space, actions)]
 
 
+def _scorer(model: SearchModel, accuracy: AccuracySource | None) -> CandidateScorer:
+    return CandidateScorer(model.space, model.layout, model.latency, accuracy, form=model.latency_form)
+
+
 def warm_up(model: SearchModel) -> None:
-    """Answer one trained budget once, untimed, so that one-time initialisation is not charged to a budget."""
+    """Answer one trained budget once, untimed, so that one-time initialisation (the numpy policy, the latency
+    predictor's additive form) is not charged to a budget."""
     ic = model.config.inference
-    _infer_one(model, model.budgets.budgets_ms[0], seed=0, candidates=ic.candidates, max_rounds=1, select_by="surrogate")
+    options = _Options(0, ic.candidates, 1, "surrogate", 0, 0, 1)
+    _infer_one(model, _scorer(model, None), model.budgets.budgets_ms[0], options)
 
 
 def infer(
@@ -189,23 +237,24 @@ def infer(
     max_rounds: int | None = None,
     select_by: str | None = None,
     accuracy: AccuracySource | None = None,
+    refine_steps: int | None = None,
 ) -> list[Generated]:
     """One :class:`Generated` per budget, in order. Unset options come from ``model.config.inference``;
-    ``accuracy`` is the source that ``select_by="source"`` asks.
+    ``accuracy`` is the source that ``select_by="source"`` asks (and that refinement climbs on).
 
     Raises :class:`nag.search.budgets.BudgetError` for a budget that is not a positive number (or outside
     the trained range under the 'error' policy).
     """
     ic = model.config.inference
-    return [
-        _infer_one(
-            model,
-            budget,
-            seed=seed,
-            candidates=candidates or ic.candidates,
-            max_rounds=max_rounds or ic.max_rounds,
-            select_by=select_by or ic.select_by,
-            accuracy=accuracy,
-        )
-        for budget in budgets_ms
-    ]
+    options = _Options(
+        seed=seed,
+        candidates=candidates or ic.candidates,
+        max_rounds=max_rounds or ic.max_rounds,
+        select_by=select_by or ic.select_by,
+        refine_steps=ic.refine_steps if refine_steps is None else refine_steps,
+        refine_pairs=ic.refine_pairs,
+        refine_climbs=ic.refine_climbs,
+    )
+    scorer = _scorer(model, accuracy)
+    with threadpool_limits(limits=1, user_api="blas"):
+        return [_infer_one(model, scorer, budget, options) for budget in budgets_ms]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -103,6 +104,30 @@ class StagedLayout:
                 found += [("expand", stage, layer), ("kernel", stage, layer)]
         return found
 
+    @cached_property
+    def depth_steps(self) -> np.ndarray:
+        """``(num_stages,)`` step index of each stage's depth decision."""
+        return np.asarray([self.depth_step(s) for s in range(self.num_stages)])
+
+    @cached_property
+    def kernel_steps(self) -> np.ndarray:
+        """``(num_slots,)`` step index of each slot's kernel decision, slots in stage-major order."""
+        return np.asarray(
+            [self.slot_step(s, layer, "kernel") for s in range(self.num_stages) for layer in range(self.slots_per_stage)]
+        )
+
+    @cached_property
+    def expand_steps(self) -> np.ndarray:
+        """``(num_slots,)`` step index of each slot's expand decision, slots in stage-major order."""
+        return np.asarray(
+            [self.slot_step(s, layer, "expand") for s in range(self.num_stages) for layer in range(self.slots_per_stage)]
+        )
+
+    def slot_used(self, actions: np.ndarray) -> np.ndarray:
+        """``(n, num_slots)`` bool: which slots the action rows use (inside their stage's depth)."""
+        depths = np.asarray(self.depth_choices)[actions[:, self.depth_steps]]
+        return depths.repeat(self.slots_per_stage, axis=1) > np.tile(np.arange(self.slots_per_stage), self.num_stages)
+
     def choices(self, kind: DecisionKind) -> tuple[int, ...]:
         return {"depth": self.depth_choices, "expand": self.expand_choices, "kernel": self.kernel_choices}[kind]
 
@@ -130,13 +155,10 @@ class StagedLayout:
 
     def active_mask(self, actions: np.ndarray) -> np.ndarray:
         """``(n, T)`` bool: which decisions are used (every depth step; slot steps inside the depth)."""
-        depths = np.asarray(self.depth_choices)[actions[:, [self.depth_step(s) for s in range(self.num_stages)]]]
+        used = self.slot_used(actions)
         mask = np.ones(actions.shape, dtype=bool)
-        for stage in range(self.num_stages):
-            for layer in range(self.slots_per_stage):
-                used = depths[:, stage] > layer
-                mask[:, self.slot_step(stage, layer, "expand")] = used
-                mask[:, self.slot_step(stage, layer, "kernel")] = used
+        mask[:, self.kernel_steps] = used
+        mask[:, self.expand_steps] = used
         return mask
 
     def canonical_actions(self, actions: np.ndarray) -> np.ndarray:
@@ -145,41 +167,36 @@ class StagedLayout:
 
     def actions_to_dicts(self, actions: np.ndarray) -> list[dict[str, list[int]]]:
         """OFA dict form (``d``, ``ks``, ``e``; unused slots 0) of each row."""
-        mask = self.active_mask(actions)
-        depth_steps = [self.depth_step(s) for s in range(self.num_stages)]
-        slots = [(s, layer) for s in range(self.num_stages) for layer in range(self.slots_per_stage)]
-        k_steps = [self.slot_step(s, layer, "kernel") for s, layer in slots]
-        e_steps = [self.slot_step(s, layer, "expand") for s, layer in slots]
-        depths = np.asarray(self.depth_choices)[actions[:, depth_steps]]
-        kernels = np.where(mask[:, k_steps], np.asarray(self.kernel_choices)[actions[:, k_steps]], 0)
-        expands = np.where(mask[:, e_steps], np.asarray(self.expand_choices)[actions[:, e_steps]], 0)
+        used = self.slot_used(actions)
+        depths = np.asarray(self.depth_choices)[actions[:, self.depth_steps]]
+        kernels = np.where(used, np.asarray(self.kernel_choices)[actions[:, self.kernel_steps]], 0)
+        expands = np.where(used, np.asarray(self.expand_choices)[actions[:, self.expand_steps]], 0)
         return [{"d": d.tolist(), "ks": k.tolist(), "e": e.tolist()} for d, k, e in zip(depths, kernels, expands, strict=True)]
 
     def actions_to_archs(self, space: SearchSpace[Any], actions: np.ndarray) -> list[Any]:
         """Validated architecture objects of ``space``, one per row."""
         return [space.parse(value) for value in self.actions_to_dicts(actions)]
 
-    def encode_actions(self, actions: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """``(n, encoding_size)`` float32 one-hot encoding: kernels per slot, then expands per slot.
+    def encode_actions_np(self, actions: np.ndarray) -> np.ndarray:
+        """``(n, encoding_size)`` float32 one-hot encoding of action rows: kernels per slot, then expands per slot.
 
         Equals ``space.encode`` when :attr:`fast_encoding` is True (checked on construction).
         """
+        actions = np.asarray(actions, dtype=np.int64)
+        used = self.slot_used(actions)
+        n, n_k, n_e = actions.shape[0], len(self.kernel_choices), len(self.expand_choices)
+        out = np.zeros((n, self.encoding_size), dtype=np.float32)
+        slot_ids = np.arange(self.num_slots)
+        rows = np.arange(n)[:, None]
+        out[rows, slot_ids * n_k + actions[:, self.kernel_steps]] = used
+        out[rows, self.num_slots * n_k + slot_ids * n_e + actions[:, self.expand_steps]] = used
+        return out
+
+    def encode_actions(self, actions: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """:meth:`encode_actions_np` as a torch tensor."""
         import torch
 
-        acts = torch.as_tensor(actions, dtype=torch.long)
-        mask = torch.as_tensor(self.active_mask(acts.numpy()))
-        n, n_k, n_e = acts.shape[0], len(self.kernel_choices), len(self.expand_choices)
-        slots = [(s, layer) for s in range(self.num_stages) for layer in range(self.slots_per_stage)]
-        k_steps = torch.tensor([self.slot_step(s, layer, "kernel") for s, layer in slots])
-        e_steps = torch.tensor([self.slot_step(s, layer, "expand") for s, layer in slots])
-        out = torch.zeros(n, self.encoding_size)
-        slot_ids = torch.arange(self.num_slots)
-        k_cols = slot_ids * n_k + acts[:, k_steps]
-        e_cols = self.num_slots * n_k + slot_ids * n_e + acts[:, e_steps]
-        rows = torch.arange(n).unsqueeze(1).expand(n, self.num_slots)
-        out[rows, k_cols] = mask[:, k_steps].float()
-        out[rows, e_cols] = mask[:, e_steps].float()
-        return out
+        return torch.from_numpy(self.encode_actions_np(np.asarray(actions)))
 
     def encode_archs(self, space: SearchSpace[Any], archs: Sequence[Any]) -> torch.Tensor:
         """Encoding of parsed architectures: the fast path when it is exact, else ``space.encode`` row by row."""

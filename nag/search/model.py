@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -13,6 +14,8 @@ from nag.search.config import SearchConfig
 from nag.search.evaluator import Evaluator
 from nag.search.generator import Generator
 from nag.search.layout import StagedLayout
+from nag.search.policy import NumpyPolicy
+from nag.search.scoring import AdditiveForm
 from nag.search.surrogate import AccuracySurrogate
 from nag.space import SearchSpace
 
@@ -61,3 +64,13 @@ class SearchModel:
     surrogate: AccuracySurrogate  # the accuracy estimate reported by generate
     latency: LatencyPredictor  # decides feasibility at inference
     config: SearchConfig  # the settings it was trained with
+
+    @cached_property
+    def policy(self) -> NumpyPolicy:
+        """The generator's policy in numpy, for inference (copied once)."""
+        return NumpyPolicy.from_generator(self.generator)
+
+    @cached_property
+    def latency_form(self) -> AdditiveForm | None:
+        """The latency predictor's exact additive form over the decisions, or None (probed once)."""
+        return AdditiveForm.probe(self.layout, self.space, self.latency)

@@ -118,6 +118,7 @@ def test_search_labels_its_own_archs_with_the_ofa_predictor(tmp_path: Path, prob
         (["generate", "--run", "nowhere", "--budget", "30"], "'nowhere' does not exist"),
         (["generate", "--run", "RUN", "--budget", "-5"], "positive number of milliseconds"),
         (["generate", "--run", "RUN", "--budget", "abc"], "invalid float value"),
+        (["generate", "--run", "RUN", "--budget", "30", "--refine-steps", "-1"], "--refine-steps must be >= 0"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(args: list[str], expected: str, percent_csv: Path, trained_run: Path) -> None:

@@ -17,7 +17,11 @@ from nag.space import get_space
 TINY = SearchConfig().replace(
     num_budgets=3, evaluator__steps=150, generator__iterations=30, generator__archs_per_budget=8, surrogate__steps=150
 )
-OPTIONS = {"evolution": {"settings": EvolutionSettings(generations=20)}, "random": {"samples": 300}}
+OPTIONS = {
+    "evolution": {"settings": EvolutionSettings(generations=20)},
+    "random": {"samples": 300},
+    "local": {"samples": 50, "steps": 10},
+}
 
 
 @pytest.fixture(scope="module")
@@ -90,13 +94,20 @@ def test_inference_by_the_source_returns_the_sources_best_feasible_candidate(
 
     model = train_on_task(task, {}, progress=False)
     budget = float(np.quantile(task.latency_ms, 0.6))
-    (by_source,) = infer(model, [budget], seed=3, select_by="source", accuracy=problem)
+    (by_source,) = infer(model, [budget], seed=3, select_by="source", accuracy=problem, refine_steps=0)
     (by_surrogate,) = infer(model, [budget], seed=3, select_by="surrogate")
     assert by_source.selected_by == "source" and not by_source.accuracy_is_estimate
     assert by_source.accuracy == pytest.approx(problem.accuracy([by_source.arch])[0])
-    assert by_surrogate.accuracy_is_estimate
+    assert by_source.refine_steps == 0 and by_source.accuracy_queries == by_source.feasible_candidates
+    assert by_surrogate.accuracy_is_estimate and by_surrogate.refine_steps == by_surrogate.accuracy_queries == 0
     # the same candidates (same seed): the source's pick is at least as good by the source
     assert problem.accuracy([by_source.arch])[0] >= problem.accuracy([by_surrogate.arch])[0]
     # and no feasible draw of the policy (same seed, same first round) beats it by the source
     draws = [a for a in sample_policy(model, budget, 100, seed=3) if problem.predict_ms([a])[0] <= budget]
     assert max(problem.accuracy(draws)) <= by_source.accuracy + 1e-12
+    # refinement (the default) climbs from that pick: better by the source, still within the budget
+    (refined,) = infer(model, [budget], seed=3, select_by="source", accuracy=problem)
+    assert refined.refine_steps > 0 and refined.accuracy_queries > by_source.accuracy_queries
+    assert refined.accuracy == pytest.approx(problem.accuracy([refined.arch])[0])
+    assert refined.accuracy > by_source.accuracy
+    assert refined.latency_ms == pytest.approx(problem.predict_ms([refined.arch])[0]) and refined.latency_ms <= budget

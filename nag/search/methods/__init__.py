@@ -8,6 +8,7 @@
 ``tunas``       per-budget REINFORCE, reward acc - 0.07 |lat/B - 1| (paper Table 2)
 ``evolution``   OFA's evolutionary search per budget at OFA's settings, asking the accuracy source
 ``random``      the best of N uniform samples under each budget
+``local``       PNAG's refinement climbed from the best of N uniform samples (the control for the generator)
 =============== ==========================================================================================
 
 Adding a method: one module beside these with a class satisfying :class:`SearchMethod`, and one line in
@@ -34,6 +35,7 @@ METHODS: dict[str, str] = {
     "tunas": "nag.search.methods.reinforce:TuNAS",
     "evolution": "nag.search.methods.evolution:Evolution",
     "random": "nag.search.methods.random_search:RandomSearch",
+    "local": "nag.search.methods.local_search:LocalSearch",
 }
 
 

@@ -66,6 +66,9 @@ class MethodRun:
     propose: Proposer | None = None  # raw policy draws per budget, for methods that have a policy
     notes: dict[str, Any] = field(default_factory=dict)  # method-specific facts for the report (JSON-ready)
     amortised: bool = False  # one training served every budget
+    variants: tuple[
+        MethodRun, ...
+    ] = ()  # further answers from the same setup (e.g. PNAG without refinement), each reported as a method
 
     @property
     def total_s(self) -> float:

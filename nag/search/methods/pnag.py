@@ -9,7 +9,9 @@
 
 Inference picks among feasible candidates by ``select_by``: by default the accuracy source itself when
 it is fast (the paper: "the feasible architecture with the highest validation accuracy"), else the run's
-surrogate estimate.
+surrogate estimate. Selecting by the source, the pick is then refined by local search under the source
+(:mod:`nag.search.refine`, not in the paper); ``pnag`` then also reports the paper's inference alone, from
+the same training, as the variant ``pnag-sampled``.
 """
 
 from __future__ import annotations
@@ -40,12 +42,12 @@ def _selection(task: SearchTask, select_by: str | None) -> str:
     return select_by or ("source" if task.fast_accuracy else "surrogate")
 
 
-def answer(model: SearchModel, task: SearchTask, budget_ms: float, *, select_by: str) -> Answer:
-    """Inference for one budget, timed on its own."""
+def answer(model: SearchModel, task: SearchTask, budget_ms: float, *, select_by: str, refine_steps: int | None = None) -> Answer:
+    """Inference for one budget, timed on its own (``refine_steps``: None for the model's setting, 0 for none)."""
     from nag.search.inference import infer
 
     started = time.perf_counter()
-    (found,) = infer(model, [budget_ms], seed=task.seed, select_by=select_by, accuracy=task.accuracy)
+    (found,) = infer(model, [budget_ms], seed=task.seed, select_by=select_by, accuracy=task.accuracy, refine_steps=refine_steps)
     return Answer(budget_ms=float(budget_ms), arch=found.arch, time_s=time.perf_counter() - started)
 
 
@@ -86,13 +88,20 @@ class Pnag:
         setup_s = time.perf_counter() - started
         select_by = _selection(task, self._select_by)
         answers = tuple(answer(model, task, b, select_by=select_by) for b in budgets_ms)
+        notes = {"trained_budgets_ms": list(model.budgets.budgets_ms), "select_by": select_by}
+        refines = select_by == "source" and model.config.inference.refine_steps > 0
+        variants: tuple[MethodRun, ...] = ()
+        if refines and self._k is None:  # the paper's inference (the best draw) from the same training
+            sampled = tuple(answer(model, task, b, select_by=select_by, refine_steps=0) for b in budgets_ms)
+            variants = (MethodRun(f"{self.name}-sampled", sampled, setup_s, notes={**notes, "refined": False}, amortised=True),)
         return MethodRun(
             self.name,
             answers,
             setup_s,
             propose=proposer(model, task.seed),
-            notes={"trained_budgets_ms": list(model.budgets.budgets_ms), "select_by": select_by},
+            notes={**notes, "refined": refines},
             amortised=True,
+            variants=variants,
         )
 
 

@@ -33,6 +33,7 @@ __all__ = ["MNASNET_W", "TUNAS_BETA", "MnasNet", "TuNAS"]
 MNASNET_W = -0.07  # MnasNet's exponent (both sides of the target: its soft constraint)
 TUNAS_BETA = -0.07  # TuNAS's absolute-reward coefficient
 
+
 class _PerBudgetReinforce:
     amortised = False
     name = "reinforce"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import socket
 import time
 import uuid
 from collections.abc import Callable, Hashable, Sequence
@@ -25,7 +26,7 @@ from farm.executors import outcome_of
 from farm.registry import DeviceRecord, JobRecord
 from farm.scheduler import DeviceSlot, JobReport, Outcome, Scheduler, Task
 
-__all__ = ["Farm", "FarmError", "RayExecutor", "start_device_actors"]
+__all__ = ["Farm", "FarmError", "RayExecutor", "join_cluster", "start_device_actors"]
 
 
 class RayExecutor:
@@ -88,6 +89,35 @@ def start_device_actors(
     return records
 
 
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast on a ``HOST:PORT`` where nothing listens (Ray itself retries for minutes); other forms pass."""
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise FarmError(
+            f"cannot reach a Ray cluster at {address!r}: {exc}; is 'ray start --head' running there, and is the port right?"
+        ) from exc
+
+
+def join_cluster(address: str) -> None:
+    """Connect this process to the Ray cluster at ``address`` as a driver, in the farm's namespace.
+
+    ``$NAG_RAY_NODE_IP`` names this machine's node address where it has several (tests: loopback ones).
+    Raises :class:`FarmError` when nothing answers there.
+    """
+    _check_reachable(address)
+    init: dict[str, Any] = {"address": address, "namespace": NAMESPACE, "log_to_driver": False}
+    if os.environ.get("NAG_RAY_NODE_IP"):
+        init["_node_ip_address"] = os.environ["NAG_RAY_NODE_IP"]
+    try:
+        ray.init(**init)
+    except ConnectionError as exc:
+        raise FarmError(f"cannot reach a Ray cluster at {address!r}: {exc}; is 'ray start --head' running there?") from exc
+
+
 class Farm:
     """A connection to a farm; use as a context manager (it shuts down a local Ray it started)."""
 
@@ -115,6 +145,7 @@ class Farm:
         for device in devices:
             resources[kind_resource(device.kind)] = resources.get(kind_resource(device.kind), 0) + 1
         init: dict[str, Any] = {
+            "address": "local",  # always a new Ray of its own, never a cluster that happens to run on this machine
             "namespace": NAMESPACE,
             "resources": resources,
             "include_dashboard": False,
@@ -128,17 +159,8 @@ class Farm:
 
     @classmethod
     def connect(cls, address: str) -> Farm:
-        """Join the lab cluster at ``address`` (``HEAD:PORT`` or ``ray://...``) as a driver.
-
-        ``$NAG_RAY_NODE_IP`` names this machine's node address where it has several (tests: loopback ones).
-        """
-        init: dict[str, Any] = {"address": address, "namespace": NAMESPACE, "log_to_driver": False}
-        if os.environ.get("NAG_RAY_NODE_IP"):
-            init["_node_ip_address"] = os.environ["NAG_RAY_NODE_IP"]
-        try:
-            ray.init(**init)
-        except ConnectionError as exc:
-            raise FarmError(f"cannot reach a Ray cluster at {address!r}: {exc}; is 'ray start --head' running there?") from exc
+        """Join the lab cluster at ``address`` (``HEAD:PORT`` or ``ray://...``) as a driver."""
+        join_cluster(address)
         return cls(started_ray=False)
 
     def __enter__(self) -> Farm:

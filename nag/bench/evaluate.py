@@ -72,8 +72,16 @@ def satisfaction(draws_ms: Sequence[float], budget_ms: float) -> float:
     return float(np.mean(np.asarray(draws_ms) <= budget_ms)) if len(draws_ms) else float("nan")
 
 
-def score_run(run: MethodRun, *, accuracy: AccuracySource, latency: LatencyPredictor, draws: int = 1000) -> ScoredRun:
-    """Score ``run``'s answers with the sources; price ``draws`` raw policy draws per budget when it has a policy."""
+def score_run(
+    run: MethodRun,
+    *,
+    accuracy: AccuracySource,
+    latency: LatencyPredictor,
+    draws: int = 1000,
+    draws_latency: LatencyPredictor | None = None,
+) -> ScoredRun:
+    """Score ``run``'s answers with the sources; price ``draws`` raw policy draws per budget when it has a policy
+    (by ``draws_latency``, default ``latency``: measured answers still have their draws priced by the table)."""
     archs = [a.arch for a in run.answers]
     accuracies = accuracy.accuracy(archs)
     latencies = latency.predict_ms(archs)
@@ -84,5 +92,6 @@ def score_run(run: MethodRun, *, accuracy: AccuracySource, latency: LatencyPredi
     priced: dict[float, list[float]] = {}
     if run.propose is not None and draws > 0:
         for answer in run.answers:
-            priced[answer.budget_ms] = [float(v) for v in latency.predict_ms(run.propose(answer.budget_ms, draws))]
+            drawn = run.propose(answer.budget_ms, draws)
+            priced[answer.budget_ms] = [float(v) for v in (draws_latency or latency).predict_ms(drawn)]
     return ScoredRun(run, results, priced)

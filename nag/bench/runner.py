@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from nag.bench.evaluate import ScoredRun, hypervolume, satisfaction, score_run
 from nag.errors import SettingError
+from nag.latency import LatencyPredictor
 from nag.search.methods import METHODS, SearchTask, get_method
 
 __all__ = ["BenchResult", "BenchSpec", "KnownOptimum", "budget_list", "int_list", "name_list", "run_bench"]
@@ -93,23 +94,43 @@ def run_bench(
     log: Callable[[str], None] | None = None,
     optimum: KnownOptimum | None = None,
     task_notes: dict[str, Any] | None = None,
+    on_ray: bool = False,
+    measure: Callable[[list[str]], LatencyPredictor] | None = None,
 ) -> BenchResult:
-    """Run every method of ``spec`` on ``task``, score each answer by the task's sources, and summarise."""
+    """Run every method of ``spec`` on ``task``, score each answer by the task's sources, and summarise.
+
+    ``on_ray``: the methods run as parallel Ray tasks (Ray already initialised; :mod:`nag.bench.parallel`).
+    ``measure``: given every answered architecture, returns the latency source that scores the answers
+    instead of ``task.latency`` (``nag bench --measure``: whole networks measured on the farm).
+    """
     say = log or (lambda _line: None)
-    runs: list[ScoredRun] = []
     plan = spec.plan()
-    for name, options in tqdm(plan, desc="methods", unit="method", disable=not progress):
-        method = get_method(name, **options)
-        say(f"{method.name}: {'trains once for all budgets' if method.amortised else 'searches each budget'}")
-        started = time.perf_counter()
-        run = method.run(task, spec.budgets_ms, progress=progress)
-        for each in (run, *run.variants):
-            scored = score_run(each, accuracy=task.accuracy, latency=task.latency, draws=spec.draws)
-            runs.append(scored)
-            mean = np.mean([r.accuracy for r in scored.results])
-            say(f"{each.method}: {time.perf_counter() - started:.1f} s, mean accuracy (source) {100 * mean:.2f}%")
+    if on_ray:
+        from nag.bench.parallel import run_methods_on_ray
+
+        say(f"{len(plan)} method runs as Ray tasks")
+        finished = run_methods_on_ray(plan, task, spec.budgets_ms, progress=progress)
+    else:
+        finished = []
+        for name, options in tqdm(plan, desc="methods", unit="method", disable=not progress):
+            method = get_method(name, **options)
+            say(f"{method.name}: {'trains once for all budgets' if method.amortised else 'searches each budget'}")
+            started = time.perf_counter()
+            finished.append(method.run(task, spec.budgets_ms, progress=progress))
+            say(f"{method.name}: {time.perf_counter() - started:.1f} s")
+    runs_out = [each for run in finished for each in (run, *run.variants)]
+    latency: LatencyPredictor = task.latency
+    notes = dict(task_notes or {})
+    if measure is not None:
+        latency = measure(sorted({a.arch for run in runs_out for a in run.answers}))
+        notes["answers' latency"] = f"measured on the farm ({getattr(latency, 'where', 'the farm')}), not predicted"
+    runs: list[ScoredRun] = []
+    for run in runs_out:
+        scored = score_run(run, accuracy=task.accuracy, latency=latency, draws=spec.draws, draws_latency=task.latency)
+        runs.append(scored)
+        say(f"{run.method}: mean accuracy (source) {100 * np.mean([r.accuracy for r in scored.results]):.2f}%")
     uniform = tuple(float(v) for v in task.latency.predict_ms(task.space.sample_many(max(spec.draws, 1), seed=task.seed)))
-    result = BenchResult(spec, tuple(runs), uniform, task_notes=dict(task_notes or {}))
+    result = BenchResult(spec, tuple(runs), uniform, task_notes=notes)
     result.summary.update(summarise(result, task, optimum))
     return result
 

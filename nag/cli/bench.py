@@ -39,6 +39,18 @@ def register(subparsers: Any) -> None:
     run.add_argument("--random-samples", type=int, default=1000, help="random search samples per budget (default: %(default)s)")
     run.add_argument("--draws", type=int, default=1000, help="raw policy draws per budget for Fig. 3 (default: %(default)s)")
     run.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
+    run.add_argument(
+        "--measure",
+        action="store_true",
+        help="measure every answer as a whole network on the farm (the table's kind and setting) and score the answers' "
+        "latency by the measurement, not the table (needs --db/--kind or the embedded default)",
+    )
+    run.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDR",
+        help="a Ray cluster (HEAD:PORT or auto): the methods run there as parallel tasks, and --measure uses its farm",
+    )
     run.add_argument("--out", required=True, help="bench directory to write")
     run.add_argument("--json", action="store_true", help='print {"results": [...], "summary": {...}}')
     run.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -73,9 +85,27 @@ def _config(args: argparse.Namespace) -> Any:
     return SearchConfig().replace(**changes)
 
 
+def _bench_spec() -> Any:
+    """The measurement spec of the embedded default's table and of --measure (the same, so they share a table)."""
+    from agents import MeasurementSpec
+
+    return MeasurementSpec(warmup_runs=5, runs=20, threads=1)
+
+
+def _measure(args: argparse.Namespace, predictor: Any, archs: list[str]) -> Any:
+    """The answers measured on the farm (the connected cluster's, else a local one of --kind)."""
+    from farm.client import Farm
+    from farm.progress import job_progress
+    from farm.store import Store
+    from nag.bench.measure import measure_answers
+
+    farm = Farm(started_ray=False) if args.ray_address else Farm.local(kinds=[predictor.table.device])
+    with Store(args.db) as store, farm, job_progress(len(archs), "measuring answers", enabled=not args.quiet) as update:
+        return measure_answers(farm, store, predictor, archs, spec=_bench_spec(), on_progress=update)
+
+
 def _default_latency(args: argparse.Namespace) -> Any:
     """The embedded default's latency: this machine's table at w1.0, 224 px, measured into OUT/latency.db if missing."""
-    from agents import MeasurementSpec
     from farm.client import Farm
     from farm.lut import LutPredictor, select_table
     from farm.progress import job_progress
@@ -86,7 +116,7 @@ def _default_latency(args: argparse.Namespace) -> Any:
     Path(args.out).mkdir(parents=True, exist_ok=True)
     with Store(args.db) as store:
         if not store.tables(device=args.kind, space=args.space, resolution=args.resolution, width=args.width):
-            spec = MeasurementSpec(warmup_runs=5, runs=20, threads=1)
+            spec = _bench_spec()
             total = len(block_tasks(args.space, width=args.width, resolutions=[args.resolution]))
             print(
                 f"measuring this machine's {args.kind} table (w{args.width:g}, {args.resolution} px) into {args.db}",
@@ -167,10 +197,22 @@ def _bench(args: argparse.Namespace) -> int:
         parse_spec(args.accuracy)
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise SettingError(f"--out {args.out!r} is a file; give a directory for the bench's files")
+    if args.measure and args.table is not None:
+        raise SettingError(
+            "--measure measures on the farm: give --db DB --kind K (or neither, for the embedded default), not --table"
+        )
     task, notes = _task(args)
     say = (lambda _line: None) if args.json else (lambda line: print(line, file=sys.stderr))
+    if args.ray_address:
+        from farm.client import join_cluster
+
+        join_cluster(args.ray_address)
+    measure = (lambda archs: _measure(args, task.latency, archs)) if args.measure else None
     with compute_threads(args.threads):
-        result = run_bench(task, spec, progress=not args.quiet, log=say, optimum=None, task_notes=notes)
+        result = run_bench(
+            task, spec, progress=not args.quiet, log=say, optimum=None, task_notes=notes, on_ray=bool(args.ray_address),
+            measure=measure,
+        )  # fmt: skip
     labelled = list(zip(task.latency_ms, task.accuracy_labels, strict=True))[:4000]
     page = write_outputs(result, args.out, labelled=labelled)
     if args.json:

@@ -67,12 +67,13 @@ def _config(args: argparse.Namespace) -> Any:
 
 def _demo(args: argparse.Namespace) -> int:
     from nag.demo import run_demo
+    from nag.demo.report import p_text
 
     config = _config(args)
     result = run_demo(args.out, config, progress=not args.quiet, log=lambda line: print(line, file=sys.stderr))
     stages = ", ".join(f"{s.name.split(' (')[0]} {s.seconds:.0f} s{' (reused)' if s.reused else ''}" for s in result.stages)
     trend = result.summary["sampled"]["accuracy_vs_latency"]
-    rho = "undefined" if trend["rho"] is None else f"{trend['rho']:.2f} (p = {trend['p_value']:.2g})"
+    rho = "undefined" if trend["rho"] is None else f"{trend['rho']:.2f} (p = {p_text(trend['p_value'])})"
     print(f"\nstages: {stages}")
     print(f"accuracy: the search's labels are {result.accuracy['labels']}")
     print(f"accuracy against latency over those {result.summary['sampled']['n']} rows: Spearman rho {rho}")

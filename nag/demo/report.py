@@ -26,7 +26,7 @@ from nag.data import atomic_write_bytes
 from nag.demo.result import DemoResult, load_result
 from nag.reporting import STYLE, csv_bytes, html_table, img_tag, pareto_front, png
 
-__all__ = ["quantile_bins", "render_directory", "spearman", "write_report"]
+__all__ = ["p_text", "quantile_bins", "render_directory", "spearman", "write_report"]
 
 GENERATED_COLUMNS = ("budget_ms", "arch", "latency_ms", "measured_ms", "accuracy", "top1", "feasible", "time_ms")
 
@@ -213,8 +213,15 @@ def render_directory(folder: str | Path) -> Path:
 
 
 # -- HTML ------------------------------------------------------------------------------------------------------
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
+def p_text(value: float | None) -> str:
+    """A p-value as text: "n/a" when undefined, "< 1e-300" when it underflowed to 0."""
+    if value is None:
+        return "n/a"
+    return "< 1e-300" if value == 0 else f"{value:.2g}"
+
+
+def _pct(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{100 * value:.{digits}f}%"
 
 
 def _accuracy_source(result: DemoResult) -> str:
@@ -278,7 +285,7 @@ def render_html(result: DemoResult, summary: dict[str, Any], pngs: dict[str, byt
     trend = summary["sampled"]["accuracy_vs_latency"]
     validation = result.table.get("validation", {})
     rho = "n/a" if trend["rho"] is None else f"{trend['rho']:.3f}"
-    p_value = "n/a" if trend["p_value"] is None else f"{trend['p_value']:.2g}"
+    p_value = p_text(trend["p_value"])
     stages = html_table(
         ["stage", "seconds", "reused", "what happened"],
         [[s.name, f"{s.seconds:.1f}", "yes" if s.reused else "no", s.detail] for s in result.stages],
@@ -292,8 +299,8 @@ def render_html(result: DemoResult, summary: dict[str, Any], pngs: dict[str, byt
                 f"{g['budget_ms']:g}",
                 f"{g['latency_ms']:.3f}",
                 f"{g['measured_ms']:.3f}",
-                _pct(g["top1"]),
-                _pct(g["accuracy"]),
+                _pct(g["top1"], 2),
+                _pct(g["accuracy"], 2),
                 "yes" if g["feasible"] else "no",
                 f"{g['time_ms']:.1f}",
                 g["arch"],
@@ -304,7 +311,7 @@ def render_html(result: DemoResult, summary: dict[str, Any], pngs: dict[str, byt
     )
     quintiles = html_table(
         ["latency quintile", "mean latency (ms)", "mean top-1", "s.e.", "rows"],
-        [[str(i + 1), f"{b['x']:.3f}", _pct(b["y"]), _pct(b["se"]), str(b["n"])] for i, b in enumerate(trend["quintiles"])],
+        [[str(i + 1), f"{b['x']:.3f}", _pct(b["y"], 2), _pct(b["se"], 2), str(b["n"])] for i, b in enumerate(trend["quintiles"])],
     )
     fits = html_table(
         ["budget (ms)", "generator draws within budget", "uniform samples within budget"],

@@ -240,9 +240,11 @@ def _report(args: argparse.Namespace) -> int:
 
         print(render_directory(folder))
         return 0
-    if (folder / "report.html").is_file() and (folder / "summary.json").is_file():
-        print(folder / "report.html")  # a demo writes its page with every run; it is current
+    if any((folder / name).is_file() for name in ("demo.json", "demo-state.json")):
+        from nag.demo.report import render_directory as render_demo
+
+        print(render_demo(folder))  # from demo.json; a folder of an older demo: DemoFileError says to rerun it
         return 0
     raise SettingError(
-        f"{str(folder)!r} holds neither a bench (bench.json) nor a demo (report.html); run 'nag bench' or 'nag demo' first"
+        f"{str(folder)!r} holds neither a bench (bench.json) nor a demo (demo.json); run 'nag bench' or 'nag demo' first"
     )

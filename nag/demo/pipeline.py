@@ -3,17 +3,19 @@
 1. **Latency.** A local farm (Ray on this machine, one device actor per local CPU agent of the chosen
    kind) measures every distinct block of ``ofa-mbv3`` into a SQLite store, then a few random whole
    networks, from which the table's calibration is fitted and its cross-fitted error reported.
-2. **Supernet.** An OFA supernet is trained by progressive shrinking on scikit-learn's digits, upsampled
-   to the demo's resolution: the accuracy signal is this small proxy, not ImageNet.
-3. **Subnets.** Uniformly sampled subnets are extracted, batch-norm recalibrated and evaluated (top-1 on
-   the held-out digits): the labelled architectures of the search.
-4. **Search.** PNAG trains its evaluator and budget-conditioned generator on them, with the farm's table
-   (:class:`farm.lut.LutPredictor`) as the latency model.
-5. **Generate.** One inference per budget; each generated network is then measured on the farm and its
-   top-1 taken from the supernet, so the report sets predictions beside measurements.
+2. **Accuracy** (:mod:`nag.demo.accuracy`). By default the DyNAS-T rows (real ImageNet top-1 of w1.0
+   subnets) label the search; or (``accuracy="supernet"``) a supernet is trained by progressive shrinking
+   on scikit-learn's digits (or a folder) and sampled subnets, batch-norm recalibrated, are scored on the
+   search-validation split.
+3. **Search.** PNAG trains its evaluator and budget-conditioned generator on those rows, with the farm's
+   table (:class:`farm.lut.LutPredictor`) as the latency model.
+4. **Generate.** One inference per budget; each generated network is then measured on the farm and its
+   top-1 taken from the DyNAS-T predictor (an estimate) or the supernet on the test split, so the report
+   sets predictions beside measurements.
 
 A second run reuses what the first produced: the store skips measured entries, and the other stages
-compare fingerprints of their settings and inputs (``demo-state.json``) and reuse matching outputs.
+compare fingerprints of their settings and inputs (``demo-state.json``) and reuse matching outputs. Every
+run ends by writing ``demo.json`` (:mod:`nag.demo.result`) and the report.
 """
 
 from __future__ import annotations
@@ -23,43 +25,19 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nag.data import atomic_write_bytes
+from nag.demo.accuracy import Labels, check_supernet_inputs, dynast_labels, supernet_labels
 from nag.demo.config import DemoConfig, fingerprint
-from nag.errors import SettingError
+from nag.demo.result import DemoResult, Stage, save_result
 
 __all__ = ["DemoResult", "Stage", "run_demo"]
 
 SPACE = "ofa-mbv3"
 STATE_FILE = "demo-state.json"
-
-
-@dataclass
-class Stage:
-    name: str
-    seconds: float
-    reused: bool  # the output of an earlier run was used as it was
-    detail: str  # one line: what the stage did or found
-
-
-@dataclass
-class DemoResult:
-    """Everything the report shows; ``report`` writes it out (see :mod:`nag.demo.report`)."""
-
-    out: Path
-    config: DemoConfig
-    stages: list[Stage] = field(default_factory=list)
-    table: dict[str, Any] = field(default_factory=dict)  # the latency table's identity and validation figures
-    sampled: list[dict[str, Any]] = field(default_factory=list)  # arch, latency_ms (LUT), accuracy (top-1)
-    generated: list[dict[str, Any]] = field(default_factory=list)  # one per budget: generate()'s dict + measurements
-    proposals: list[dict[str, Any]] = field(default_factory=list)  # budget_ms, latencies_ms of raw policy draws
-    uniform_ms: list[float] = field(default_factory=list)  # table latencies of as many uniformly sampled archs
-    search: dict[str, Any] = field(default_factory=dict)  # the search run's headline metrics
-    summary: dict[str, Any] = field(default_factory=dict)  # the report's numbers (summary.json), once written
-    files: dict[str, str] = field(default_factory=dict)  # output files named per run (the subnets' table)
 
 
 class _State:
@@ -95,25 +73,27 @@ def run_demo(
     from nag.space.export import default_cache_dir
 
     config = config or DemoConfig()
-    _check_inputs(config)  # before anything starts: a wrong checkpoint or folder fails in a second, not minutes later
+    config.check_paths()
+    # Before anything starts: a wrong checkpoint or folder fails in a second, not minutes later.
+    data = check_supernet_inputs(config) if config.accuracy == "supernet" else None
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = DemoResult(out=out_dir, config=config)
     spec = MeasurementSpec(warmup_runs=config.warmup, runs=config.runs, threads=1)
     cache = str(default_cache_dir())  # the local farm's actors and the prefetch share it
     with Store(out_dir / "latency.db") as store, Farm.local(kinds=[config.kind], cache_dir=cache) as farm:
-        run = _Run(result, _State(out_dir / STATE_FILE), farm, store, spec, cache, log or (lambda _line: None), progress)
+        run = DemoRun(result, _State(out_dir / STATE_FILE), farm, store, spec, cache, log or (lambda _line: None), progress)
         predictor = run.latency()
-        checkpoint, supernet_hash = run.supernet()
-        accuracy = run.subnets(checkpoint, supernet_hash, predictor)
-        run_dir = run.search(accuracy, predictor)
-        run.generate(run_dir, accuracy, predictor)
+        labels = dynast_labels(run, predictor) if data is None else supernet_labels(run, predictor, data)
+        run_dir = run.search(labels, predictor)
+        run.generate(run_dir, labels, predictor)
+    save_result(result)
     result.summary = write_report(result)
     return result
 
 
 @dataclass
-class _Run:
+class DemoRun:
     """One run's shared context; a method per stage, each recording a :class:`Stage` in ``result``."""
 
     result: DemoResult
@@ -148,30 +128,30 @@ class _Run:
         from farm.progress import job_progress
         from farm.tables import block_tasks, build_tables, validate_tables, validation_archs
 
-        c = self.c
-        with self.stage(f"latency table ({c.kind}, {c.resolution} px)") as info:
-            blocks = block_tasks(SPACE, width=c.width, resolutions=[c.resolution])
+        c, width = self.c, self.c.network_width
+        with self.stage(f"latency table ({c.kind}, w{width:.1f}, {c.resolution} px)") as info:
+            blocks = block_tasks(SPACE, width=width, resolutions=[c.resolution])
             networks = validation_archs(SPACE, c.validate_networks, seed=c.seed)
             self._prefetch(blocks + self._network_tasks(networks))
             with job_progress(len(blocks), f"{c.kind} blocks", enabled=self.progress) as update:
                 built = build_tables(
-                    self.farm, self.store, space=SPACE, width=c.width, resolutions=[c.resolution], kind=c.kind, spec=self.spec,
+                    self.farm, self.store, space=SPACE, width=width, resolutions=[c.resolution], kind=c.kind, spec=self.spec,
                     on_progress=update,
                 )  # fmt: skip
             with job_progress(len(networks), f"{c.kind} networks", enabled=self.progress) as update:
                 outcome = validate_tables(
-                    self.farm, self.store, space=SPACE, width=c.width, resolution=c.resolution, kind=c.kind,
+                    self.farm, self.store, space=SPACE, width=width, resolution=c.resolution, kind=c.kind,
                     n=c.validate_networks, spec=self.spec, seed=c.seed, on_progress=update,
                 )  # fmt: skip
             _raise_failures(built, outcome.report)
             results = cross_validated(
-                self.store, kind=c.kind, space=SPACE, width=c.width, resolution=c.resolution, spec=self.spec,
+                self.store, kind=c.kind, space=SPACE, width=width, resolution=c.resolution, spec=self.spec,
                 archs=outcome.archs, plot=str(self.result.out / "validation.png"),
             )  # fmt: skip
             group = self.farm.devices(c.kind)[0].group  # this machine's (fingerprint, runtime, version)
             validation = next(r for r in results if _group(r["table"]) == group)
             table = next(
-                t for t in self.store.tables(device=c.kind, space=SPACE, resolution=c.resolution, width=c.width)
+                t for t in self.store.tables(device=c.kind, space=SPACE, resolution=c.resolution, width=width)
                 if t.spec_key == self.spec.key() and _group(t.to_dict()) == group
             )  # fmt: skip
             self.result.table = {"key": validation["table"], "validation": {k: v for k, v in validation.items() if k != "table"}}
@@ -187,7 +167,7 @@ class _Run:
     def _network_tasks(self, archs: list[str]) -> list[Any]:
         from farm.scheduler import Task
 
-        return [Task(SPACE, self.c.width, self.c.resolution, "network", a) for a in archs]
+        return [Task(SPACE, self.c.network_width, self.c.resolution, "network", a) for a in archs]
 
     def _prefetch(self, tasks: list[Any]) -> None:
         """Export the models the farm is about to measure, on every core, before any measurement starts."""
@@ -200,93 +180,20 @@ class _Run:
             bar.update(len(tasks) - bar.n)
             bar.set_postfix(exported=missing, cached=len(tasks) - missing)
 
-    # -- 2. supernet -------------------------------------------------------------------------------------------
-    def supernet(self) -> tuple[Path, str]:
-        """The checkpoint the subnets come from (given, reused or trained now), and its content hash."""
-        from nag.accuracy.supernet.data import load_data
-        from nag.accuracy.supernet.network import save_supernet
-        from nag.accuracy.supernet.train import DEFAULT_PHASES, TrainConfig
-
-        c = self.c
-        with self.stage("supernet (progressive shrinking)") as info:
-            if c.checkpoint is not None:  # checked against the data by _check_inputs
-                checkpoint = Path(c.checkpoint)
-                info.update(reused=True, detail=f"given: {checkpoint}")
-                return checkpoint, _file_hash(checkpoint)
-            phases = tuple(replace(p, epochs=e) for p, e in zip(DEFAULT_PHASES, c.phase_epochs, strict=True))
-            train = TrainConfig(
-                phases=phases, width=c.width, batch_size=c.batch_size, lr=c.lr, max_steps_per_epoch=c.max_steps_per_epoch,
-                seed=c.seed,
-            )  # fmt: skip
-            spec = self._data_spec()
-            value = fingerprint("supernet", repr(train), repr(spec))
-            checkpoint = self.result.out / "supernet.pt"
-            if self.state.matches("supernet", value) and checkpoint.exists():
-                info.update(reused=True, detail=f"{checkpoint.name} from an earlier run")
-                return checkpoint, _file_hash(checkpoint)
-            from nag.accuracy.supernet.train import train_supernet
-
-            data = load_data(spec)
-            lines: list[str] = []
-            supernet = train_supernet(data, train, progress=self.progress, log=lines.append)
-            save_supernet(supernet.cpu(), checkpoint, extra={"data": spec.source, "resolution": spec.resolution})
-            self.state.set("supernet", value)
-            info["detail"] = f"{len(data.train)} training images at {spec.resolution} px; " + "; ".join(lines)  # type: ignore[arg-type]
-        return checkpoint, _file_hash(checkpoint)
-
-    def _data_spec(self) -> Any:
-        from nag.accuracy.supernet.data import DataSpec
-
-        return DataSpec(source=self.c.data, resolution=self.c.accuracy_resolution, seed=self.c.seed)
-
-    # -- 3. subnets --------------------------------------------------------------------------------------------
-    def subnets(self, checkpoint: Path, supernet_hash: str, predictor: Any) -> Any:
-        """Top-1 of the search's sampled subnets, into a table per (supernet content, settings); the source."""
-        from nag.accuracy.supernet.evaluation import EvalSettings
-        from nag.accuracy.supernet.source import SupernetAccuracy
-        from nag.space import get_space
-
-        c = self.c
-        settings = EvalSettings(calib_images=c.calib_images, batch_size=500, seed=c.seed)
-        spec = self._data_spec()
-        value = fingerprint("subnets", supernet_hash, repr(settings), repr(spec))
-        self.state.set("subnets", value)
-        table = self.result.out / f"subnets-{value}.csv"  # one per supernet and settings: switching back reuses it
-        space = get_space(SPACE)
-        archs = [space.format(a) for a in space.sample_many(c.subnets, seed=c.search.seed)]  # the search's own sample
-        with self.stage(f"subnet accuracies ({c.subnets} sampled subnets)") as info:
-            source = SupernetAccuracy(checkpoint, spec, settings=settings, cache=table, progress=self.progress)
-            already = source.known(archs)
-            accuracies = source.accuracy(archs)
-            latencies = predictor.predict_ms(archs)
-            self.result.sampled = [
-                {"arch": a, "latency_ms": ms, "accuracy": acc} for a, ms, acc in zip(archs, latencies, accuracies, strict=True)
-            ]
-            self.result.files["subnets"] = table.name
-            info["reused"] = already == len(archs)
-            info["detail"] = (
-                f"top-1 {min(accuracies):.1%}..{max(accuracies):.1%} (mean {sum(accuracies) / len(accuracies):.1%}), "
-                f"{len(archs) - already} evaluated now, into {table.name}"
-            )
-        return source
-
-    # -- 4. search ---------------------------------------------------------------------------------------------
-    def search(self, accuracy: Any, predictor: Any) -> Path:
-        """Train PNAG (or reuse the run directory trained on the same data and settings)."""
+    # -- 3. search ---------------------------------------------------------------------------------------------
+    def search(self, labels: Labels, predictor: Any) -> Path:
+        """Train PNAG on the labelled rows (or reuse the run directory trained on the same data and settings)."""
         from nag.search.api import run_search
         from nag.search.rundir import load_run
 
         c = self.c
         run_dir = self.result.out / "search"
-        value = fingerprint("search", c.search.to_dict(), c.subnets, self.state.values.get("subnets"), predictor.to_dict())
-        with self.stage("PNAG search (evaluator + generator)") as info:
+        value = fingerprint("search", c.search.to_dict(), labels.value, predictor.to_dict())
+        with self.stage(f"PNAG search (evaluator + generator, {len(labels.table)} labelled rows)") as info:
             if self.state.matches("search", value) and (run_dir / "manifest.json").exists():
                 info["reused"] = True
             else:
-                run_search(
-                    out=run_dir, config=c.search, accuracy=accuracy, latency=predictor, num_archs=c.subnets,
-                    progress=self.progress,
-                )  # fmt: skip
+                run_search(out=run_dir, config=c.search, table=labels.table, latency=predictor, progress=self.progress)
                 self.state.set("search", value)
             _, metrics = load_run(run_dir)
             best = metrics["trials"][metrics["best_trial"]]
@@ -302,8 +209,8 @@ class _Run:
             )
         return run_dir
 
-    # -- 5. generate -------------------------------------------------------------------------------------------
-    def generate(self, run_dir: Path, accuracy: Any, predictor: Any) -> None:
+    # -- 4. generate -------------------------------------------------------------------------------------------
+    def generate(self, run_dir: Path, labels: Labels, predictor: Any) -> None:
         """One inference per budget; each answer measured on the farm and scored; the generator's raw draws."""
         from farm.lut import network_latencies
         from farm.progress import job_progress
@@ -325,7 +232,7 @@ class _Run:
                 )  # fmt: skip
             _raise_failures(report)
             measured = network_latencies(self.store, predictor.table, statistic=predictor.statistic)
-            top1 = dict(zip(archs, accuracy.accuracy(archs), strict=True))
+            top1 = dict(zip(archs, labels.scorer.accuracy(archs), strict=True))
             for row in generated:
                 row["measured_ms"] = measured[row["arch"]]
                 row["top1"] = top1[row["arch"]]
@@ -341,27 +248,6 @@ class _Run:
                 f"{len(generated)} architectures, median {sorted(g['time_ms'] for g in generated)[len(generated) // 2]:.1f} ms "
                 f"per budget; {within}/{len(generated)} within budget as measured"
             )
-
-
-def _check_inputs(config: DemoConfig) -> None:
-    """The data loads, and a given checkpoint loads and fits it (width, classes); typed errors otherwise."""
-    from nag.accuracy.supernet.data import DataSpec, load_data
-
-    data = load_data(DataSpec(source=config.data, resolution=config.accuracy_resolution, seed=config.seed))
-    if config.checkpoint is None:
-        return
-    from nag.accuracy.supernet.network import load_supernet
-
-    supernet = load_supernet(config.checkpoint)
-    if supernet.width != config.width:
-        raise SettingError(
-            f"the checkpoint {config.checkpoint!r} is a width-{supernet.width:g} supernet; run with --width {supernet.width:g}"
-        )
-    if supernet.num_classes != data.num_classes:
-        raise SettingError(
-            f"the checkpoint {config.checkpoint!r} classifies {supernet.num_classes} classes but {config.data!r} has "
-            f"{data.num_classes}; give the data it was trained on, or leave out --checkpoint to train one on this data"
-        )
 
 
 def _group(table: dict[str, Any]) -> tuple[str, str, str]:
@@ -382,16 +268,6 @@ def _raise_failures(*reports: Any) -> None:
 
 def _fmt(value: float | None) -> str:
     return "undefined" if value is None else f"{value:.3f}"
-
-
-def _file_hash(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
 
 
 def demo_budgets(latencies_ms: list[float], count: int) -> list[float]:

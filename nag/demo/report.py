@@ -1,13 +1,16 @@
 """The demo's report: figures as PNG, the numbers as CSV and JSON, and one self-contained HTML page.
 
-- ``frontier.png``: top-1 against table latency of the sampled subnets, their Pareto front, the mean
-  top-1 per latency quintile (the trend), and the generated architecture of each budget.
+- ``frontier.png``: top-1 against table latency of the search's labelled rows (the DyNAS-T rows, or the
+  sampled subnets), their Pareto front, the mean top-1 per latency quintile (the trend), and the generated
+  architecture of each budget.
 - ``histogram.png``: the paper's Fig. 3 on this machine: (a) the latency histogram of the uniformly sampled
   architectures, then for some budgets the latencies of the generator's raw draws against uniform
   sampling, with the budget marked.
 - ``validation.png``: the block table's prediction against measured whole networks (written by the
   latency stage).
 - ``sampled.csv``, ``generated.csv``, ``summary.json``, and ``report.html`` with all of it inlined.
+
+:func:`render_directory` redraws all of it from a demo directory's ``demo.json`` (``nag report DIR``).
 """
 
 from __future__ import annotations
@@ -16,13 +19,14 @@ import html
 import json
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from nag.data import atomic_write_bytes
-from nag.demo.pipeline import DemoResult
+from nag.demo.result import DemoResult, load_result
 from nag.reporting import STYLE, csv_bytes, html_table, img_tag, pareto_front, png
 
-__all__ = ["quantile_bins", "spearman", "write_report"]
+__all__ = ["p_text", "quantile_bins", "render_directory", "spearman", "write_report"]
 
 GENERATED_COLUMNS = ("budget_ms", "arch", "latency_ms", "measured_ms", "accuracy", "top1", "feasible", "time_ms")
 
@@ -58,7 +62,7 @@ def _frontier(result: DemoResult, trend: list[dict[str, float]], rho: dict[str, 
         axes = figure.subplots()
         lat = [r["latency_ms"] for r in result.sampled]
         acc = [100 * r["accuracy"] for r in result.sampled]
-        axes.scatter(lat, acc, s=10, color="tab:gray", alpha=0.55, edgecolors="none", label=f"{len(lat)} sampled subnets")
+        axes.scatter(lat, acc, s=10, color="tab:gray", alpha=0.55, edgecolors="none", label=f"{len(lat)} {_rows_name(result)}")
         front = pareto_front(list(zip(lat, acc, strict=True)))
         axes.step(
             [p[0] for p in front],
@@ -78,7 +82,7 @@ def _frontier(result: DemoResult, trend: list[dict[str, float]], rho: dict[str, 
         top1 = [100 * g["top1"] for g in result.generated]
         axes.scatter(
             [g["latency_ms"] for g in result.generated], top1, marker="*", s=150, color="tab:red", edgecolors="black",
-            linewidths=0.5, zorder=5, label="generated, at table latency",
+            linewidths=0.5, zorder=5, label=f"generated ({_scored_name(result)}), at table latency",
         )  # fmt: skip
         axes.scatter(
             [g["measured_ms"] for g in result.generated], top1, marker="*", s=150, facecolors="none", edgecolors="tab:red",
@@ -87,17 +91,37 @@ def _frontier(result: DemoResult, trend: list[dict[str, float]], rho: dict[str, 
         c = result.config
         r = "n/a" if rho["rho"] is None else f"{rho['rho']:.2f}"
         axes.set_title(
-            f"ofa-mbv3 w{c.width:g}: latency at {c.resolution} px on {c.kind}, top-1 at {c.accuracy_resolution} px\n"
+            f"ofa-mbv3 w{c.network_width:.1f}: latency at {c.resolution} px on {c.kind}, {_top1_name(result)}\n"
             f"Spearman rho(latency, top-1) = {r}",
             fontsize=9,
         )
         calibrated = "calibrated" if result.table.get("validation", {}).get("calibrated") else "uncalibrated"
         axes.set_xlabel(f"latency (ms): block table, {calibrated} ({c.kind})")
-        axes.set_ylabel(f"top-1 on {c.data_label} (%)")
+        axes.set_ylabel(f"{_top1_name(result)} (%)")
         axes.grid(alpha=0.3)
         axes.legend(fontsize=7, loc="lower right")
 
     return draw
+
+
+def _dynast(result: DemoResult) -> bool:
+    return result.config.accuracy == "dynast"
+
+
+def _rows_name(result: DemoResult) -> str:
+    """What the search's labelled rows are, after their count."""
+    return "DyNAS-T rows (real top-1)" if _dynast(result) else "sampled subnets (search-validation)"
+
+
+def _scored_name(result: DemoResult) -> str:
+    """How a generated network's top-1 was obtained, in a few words."""
+    return "predictor estimate" if _dynast(result) else "test split"
+
+
+def _top1_name(result: DemoResult) -> str:
+    """The y axis: what the top-1 figures are."""
+    c = result.config
+    return "ImageNet top-1" if _dynast(result) else f"top-1 on {c.data_label} at {c.accuracy_resolution} px"
 
 
 def _histograms(result: DemoResult) -> Callable[[Any], None]:
@@ -151,6 +175,7 @@ def summarise(result: DemoResult) -> dict[str, Any]:
         "config": result.config.to_dict(),
         "stages": [s.__dict__ for s in result.stages],
         "latency_table": result.table,
+        "accuracy": result.accuracy,
         "sampled": {"n": len(lat), "accuracy_vs_latency": {**spearman(lat, acc), "quintiles": trend}},
         "search": result.search,
         "generated": [{k: g.get(k) for k in (*GENERATED_COLUMNS, "note")} for g in result.generated],
@@ -177,27 +202,82 @@ def write_report(result: DemoResult) -> dict[str, Any]:
     return summary
 
 
+def render_directory(folder: str | Path) -> Path:
+    """Redraw every report file of a demo directory from its ``demo.json``; returns ``report.html``.
+
+    Raises :class:`nag.demo.result.DemoFileError` (saying to rerun ``nag demo``) when there is none.
+    """
+    result = load_result(folder)
+    result.summary = write_report(result)
+    return result.out / "report.html"
+
+
 # -- HTML ------------------------------------------------------------------------------------------------------
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
+def p_text(value: float | None) -> str:
+    """A p-value as text: "n/a" when undefined, "< 1e-300" when it underflowed to 0."""
+    if value is None:
+        return "n/a"
+    return "< 1e-300" if value == 0 else f"{value:.2g}"
 
 
-def _accuracy_source(c: Any) -> str:
+def _pct(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def _accuracy_source(result: DemoResult) -> str:
+    c, accuracy = result.config, result.accuracy
+    if _dynast(result):
+        fit = accuracy.get("cross_fit", {})
+        return (
+            f"Accuracy: real ImageNet top-1 of {len(result.sampled)} OFA-MobileNetV3 w1.0 subnets measured by IntelLabs' "
+            "DyNAS-T (Apache-2.0), shipped with the package; they label the search. A generated network's top-1 is the "
+            "estimate of an RBF kernel-ridge predictor fitted on those rows, not a measurement: its cross-fitted error "
+            f"({fit.get('folds', '?')} folds) is RMSE {fit.get('rmse_points', float('nan')):.3f} points of top-1, Kendall "
+            f"tau {fit.get('kendall_tau', float('nan')):.3f}, measured on rows the searches had visited; far from them "
+            "it is larger."
+        )
     supernet = (
         f"the supernet <code>{html.escape(c.checkpoint)}</code>"
         if c.checkpoint
         else "a once-for-all supernet trained here by progressive shrinking"
     )
+    splits = accuracy.get("splits", {})
+    split = (
+        f"Images split three ways, disjoint and fixed by the seed: {splits.get('train', '?')} train (the supernet, "
+        f"batch-norm recalibration), {splits.get('search_validation', '?')} search-validation (score the sampled subnets "
+        f"that label the search), {splits.get('test', '?')} test (score the generated networks only)."
+    )
     if c.data == "digits":
         return (
             f"Accuracy from a small proxy: {supernet} on scikit-learn's 8x8 digits, upsampled to {c.accuracy_resolution} px, "
-            "each subnet batch-norm recalibrated and scored on held-out digits. The proxy shows the mechanics, "
-            "not ImageNet accuracy: see the README for real data."
+            f"each subnet batch-norm recalibrated. {split} The proxy shows the mechanics, not ImageNet accuracy: see "
+            "the README for real data."
         )
     return (
-        f"Accuracy: {supernet}, each subnet batch-norm recalibrated on <code>{html.escape(c.data)}/train</code> and scored on "
-        f"<code>{html.escape(c.data)}/val</code> at {c.accuracy_resolution} px."
+        f"Accuracy: {supernet}, each subnet batch-norm recalibrated on <code>{html.escape(c.data)}/train</code>, at "
+        f"{c.accuracy_resolution} px; <code>{html.escape(c.data)}/val</code> is halved into the two held-out splits. {split}"
     )
+
+
+def _generated_note(result: DemoResult) -> str:
+    """What the generated table's top-1 column is, and which split (if any) scored it."""
+    if _dynast(result):
+        return (
+            '"Top-1 (predictor estimate)" is the DyNAS-T predictor\'s estimate for the generated network (see its error above); '
+            '"search estimate" is the search\'s own accuracy model.'
+        )
+    return (
+        '"Top-1 (test split)" is the supernet\'s measurement on the test split, which labelled nothing; the search was '
+        'labelled on the search-validation split. "Search estimate" is the search\'s own accuracy model.'
+    )
+
+
+def _files_note(result: DemoResult) -> str:
+    files = ["sampled.csv", "generated.csv", "summary.json", "demo.json", *result.files.values(), "latency.db (SQLite)"]
+    if not _dynast(result) and result.config.checkpoint is None:
+        files.append("supernet.pt")
+    named = ", ".join(html.escape(f) for f in files)
+    return f"Files beside this page: {named}, search/ (the run directory: <code>nag generate --run search --budget MS</code>)."
 
 
 def render_html(result: DemoResult, summary: dict[str, Any], pngs: dict[str, bytes | None]) -> str:
@@ -205,21 +285,22 @@ def render_html(result: DemoResult, summary: dict[str, Any], pngs: dict[str, byt
     trend = summary["sampled"]["accuracy_vs_latency"]
     validation = result.table.get("validation", {})
     rho = "n/a" if trend["rho"] is None else f"{trend['rho']:.3f}"
-    p_value = "n/a" if trend["p_value"] is None else f"{trend['p_value']:.2g}"
+    p_value = p_text(trend["p_value"])
     stages = html_table(
         ["stage", "seconds", "reused", "what happened"],
         [[s.name, f"{s.seconds:.1f}", "yes" if s.reused else "no", s.detail] for s in result.stages],
         text_columns=(0, 3),
     )
+    columns = ["budget (ms)", "predicted (ms)", "measured (ms)", f"top-1 ({_scored_name(result)})", "search estimate"]
     generated = html_table(
-        ["budget (ms)", "predicted (ms)", "measured (ms)", "top-1", "estimate", "feasible", "inference (ms)", "architecture"],
+        [*columns, "feasible", "inference (ms)", "architecture"],
         [
             [
                 f"{g['budget_ms']:g}",
                 f"{g['latency_ms']:.3f}",
                 f"{g['measured_ms']:.3f}",
-                _pct(g["top1"]),
-                _pct(g["accuracy"]),
+                _pct(g["top1"], 2),
+                _pct(g["accuracy"], 2),
                 "yes" if g["feasible"] else "no",
                 f"{g['time_ms']:.1f}",
                 g["arch"],
@@ -229,8 +310,8 @@ def render_html(result: DemoResult, summary: dict[str, Any], pngs: dict[str, byt
         text_columns=(7,),
     )
     quintiles = html_table(
-        ["latency quintile", "mean latency (ms)", "mean top-1", "s.e.", "subnets"],
-        [[str(i + 1), f"{b['x']:.3f}", _pct(b["y"]), _pct(b["se"]), str(b["n"])] for i, b in enumerate(trend["quintiles"])],
+        ["latency quintile", "mean latency (ms)", "mean top-1", "s.e.", "rows"],
+        [[str(i + 1), f"{b['x']:.3f}", _pct(b["y"], 2), _pct(b["se"], 2), str(b["n"])] for i, b in enumerate(trend["quintiles"])],
     )
     fits = html_table(
         ["budget (ms)", "generator draws within budget", "uniform samples within budget"],
@@ -241,23 +322,20 @@ def render_html(result: DemoResult, summary: dict[str, Any], pngs: dict[str, byt
 <html lang="en"><head><meta charset="utf-8"><title>NAG Farm demo report</title><style>{STYLE}</style></head>
 <body>
 <h1>NAG Farm demo: PNAG on this machine</h1>
-<p>Search space <code>ofa-mbv3</code> at width {c.width:g}. Latency measured at {c.resolution} px by the local
+<p>Search space <code>ofa-mbv3</code> at width {c.network_width:.1f}. Latency measured at {c.resolution} px by the local
 <code>{html.escape(c.kind)}</code> agent ({html.escape(str(key.get("runtime", "")))} {html.escape(str(key.get("runtime_version", "")))}).
-{_accuracy_source(c)}</p>
+{_accuracy_source(result)}</p>
 
 <h2>Stages</h2>{stages}
 
 <h2>Accuracy against latency</h2>
-<p>Spearman's rho between table latency and top-1 over the {summary["sampled"]["n"]} sampled subnets: <b>{rho}</b>
+<p>Spearman's rho between table latency and top-1 over the {summary["sampled"]["n"]} {_rows_name(result)}: <b>{rho}</b>
 (p = {p_value}).</p>
 {img_tag(pngs["frontier"], "frontier")}
 {quintiles}
 
 <h2>Generated architectures</h2>
-<p>One generator inference per budget, then each network measured on the farm and scored by the supernet.
-"Estimate" is the search's accuracy model; "top-1" the supernet's measurement, on the same {html.escape(c.data_label)}
-that labelled the search's architectures (at this size there is no third split), so the generated
-networks' top-1 may be a little optimistic: read it against the sampled subnets' spread.</p>
+<p>One generator inference per budget, then each network measured on the farm. {_generated_note(result)}</p>
 {generated}
 
 <h2>Latency histograms (as the paper's Fig. 3)</h2>
@@ -269,7 +347,6 @@ networks' top-1 may be a little optimistic: read it against the sampled subnets'
 within 10%: {_pct(validation.get("within_10pct"))}, MAPE {_pct(validation.get("mape"))},
 Kendall tau {validation.get("kendall_tau") if validation.get("kendall_tau") is None else f"{validation['kendall_tau']:.3f}"}.</p>
 {img_tag(pngs["validation"], "table validation")}
-<p class="note">Files beside this page: sampled.csv, generated.csv, summary.json, {html.escape(result.files.get("subnets", ""))}, latency.db (SQLite),
-supernet.pt, search/ (the run directory: <code>nag generate --run search --budget MS</code>).</p>
+<p class="note">{_files_note(result)}</p>
 </body></html>
 """

@@ -233,9 +233,9 @@ class LutPredictor:
                 f"sums {self._statistic}s; use statistic={self._calibration.statistic!r}, or refit the calibration"
             )
 
-    # -- description ------------------------------------------------------------------------------
     # -- a portable copy (for run directories) ----------------------------------------------------------
-    KIND: ClassVar[str] = "farm.lut:LutPredictor"
+    KIND: ClassVar[str] = "lut"  # the registry name (nag.search.rundir.LATENCY_KINDS)
+    LEGACY_KINDS: ClassVar[tuple[str, ...]] = ("farm.lut:LutPredictor",)  # what run directories before 2026-12 hold
 
     def to_dict(self) -> dict[str, Any]:
         """Everything the predictor uses, JSON-ready: it predicts the same without the store (run directories)."""
@@ -252,7 +252,7 @@ class LutPredictor:
 
     @classmethod
     def from_dict(cls, value: Mapping[str, Any]) -> LutPredictor:
-        if value.get("kind") != cls.KIND:
+        if value.get("kind") not in (cls.KIND, *cls.LEGACY_KINDS):
             raise CalibrationError(f"not a LUT predictor: kind {value.get('kind')!r}, expected {cls.KIND!r}")
         predictor = cls.__new__(cls)
         predictor._table = TableKey(**value["table"])

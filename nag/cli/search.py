@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from nag.cli._common import print_json, print_table
@@ -212,6 +213,10 @@ def _search(args: argparse.Namespace) -> int:
 
     if (args.db is None) != (args.kind is None):
         raise SettingError("--db and --kind go together: the farm store and the table's device name")
+    if args.threads is not None and args.threads < 1:
+        raise SettingError(f"--threads must be an integer >= 1, got {args.threads}")
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():  # before the training, not after it
+        raise SettingError(f"--out {args.out!r} is a file; give a directory for the run")
     if args.db is not None:
         return _search_on_farm_latency(args)
     if args.table is None and args.accuracy is None:
@@ -366,6 +371,9 @@ def _generate(args: argparse.Namespace) -> int:
 
     if args.refine_steps is not None and args.refine_steps < 0:  # before the run is read
         raise SettingError(f"--refine-steps must be >= 0, got {args.refine_steps}; 0 turns refinement off")
+    for flag, value, least in (("--candidates", args.candidates, 1), ("--seed", args.seed, 0)):
+        if value is not None and value < least:
+            raise SettingError(f"{flag} must be an integer >= {least}, got {value}")
     source, select_by = _generation_source(args)
     results = generate(
         args.run,

@@ -199,10 +199,16 @@ class AdditiveLatencyPredictor:
         if value.get("kind") != cls.kind:
             raise SettingError(f"not an additive latency model: kind {value.get('kind')!r}")
         report = value.get("report")
+        constant, terms = float(value["constant_ms"]), {str(k): float(v) for k, v in dict(value["terms_ms"]).items()}
+        bad = [(k, v) for k, v in [("constant_ms", constant), *terms.items()] if not (math.isfinite(v) and v >= 0.0)]
+        if bad:
+            raise SettingError(
+                f"additive latency model: {bad[0][0]} is {bad[0][1]!r}; every term must be a finite number of ms >= 0"
+            )
         return cls(
             space=str(value["space"]),
-            constant_ms=float(value["constant_ms"]),
-            terms_ms=dict(value["terms_ms"]),
+            constant_ms=constant,
+            terms_ms=terms,
             report=None if report is None else FitReport(**report),
         )
 

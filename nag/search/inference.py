@@ -246,10 +246,15 @@ def infer(
     the trained range under the 'error' policy).
     """
     ic = model.config.inference
+    for name, value in (("candidates", candidates), ("max_rounds", max_rounds)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise SettingError(f"{name} must be a positive integer, got {value!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise SettingError(f"seed must be an integer >= 0, got {seed!r}")
     options = _Options(
         seed=seed,
-        candidates=candidates or ic.candidates,
-        max_rounds=max_rounds or ic.max_rounds,
+        candidates=ic.candidates if candidates is None else candidates,
+        max_rounds=ic.max_rounds if max_rounds is None else max_rounds,
         select_by=select_by or ic.select_by,
         refine_steps=ic.refine_steps if refine_steps is None else refine_steps,
         refine_pairs=ic.refine_pairs,

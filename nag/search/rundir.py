@@ -13,13 +13,13 @@ Layout (``RUN_DIR/``)::
 
 Every file is written to a temporary name in the directory and moved into place with ``os.replace``, so a
 crash leaves either the old file or the new one. Latency predictors are stored through ``to_dict()`` and
-restored by their ``kind`` from :data:`LATENCY_KINDS` (or a ``"package.module:Class"`` kind with a
-``from_dict`` classmethod): this is the seam through which a farm predictor joins a run directory.
+restored by their ``kind``, a short name registered in :data:`LATENCY_KINDS` (a class with a ``from_dict``
+classmethod): this is the seam through which a farm predictor joins a run directory. Older directories
+that stored a module path for the farm's predictor still load; any other name is refused, never imported.
 """
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import os
@@ -31,8 +31,9 @@ from typing import Any
 import torch
 
 from nag.data import atomic_write_bytes
-from nag.errors import NagError, SettingError, UnknownNameError
+from nag.errors import NagError, SettingError
 from nag.latency import LatencyPredictor
+from nag.registry import load_target
 from nag.search.budgets import BudgetSet
 from nag.search.config import SearchConfig
 from nag.search.layout import StagedLayout
@@ -45,11 +46,14 @@ FORMAT = "nag-search-run"
 VERSION = 1
 FILES = ("config.json", "budgets.json", "evaluator.pt", "generator.pt", "surrogate.pt", "latency.json", "metrics.json")
 
-# kind -> "module:Class" with a from_dict classmethod; imported only when a run directory uses it.
+# kind -> "module:Class" with a from_dict classmethod; imported only when a run directory uses it. A run
+# directory names a kind, never code: a kind that is not registered here is refused, not imported.
 LATENCY_KINDS: dict[str, str] = {
     "additive": "nag.latency.additive:AdditiveLatencyPredictor",
+    "lut": "farm.lut:LutPredictor",
     "known-answer": "nag.search.known_answer:KnownAnswerProblem",
 }
+_LEGACY_KINDS = {"farm.lut:LutPredictor": "lut"}  # module paths stored by run directories before 2026-12
 
 
 class RunDirError(NagError, ValueError):
@@ -106,19 +110,21 @@ def _read_json(path: Path) -> Any:
         raise RunDirError(f"cannot read {path}: {exc}; the run directory is damaged, run 'nag search' again") from None
 
 
-def _load_latency(value: dict[str, Any]) -> LatencyPredictor:
-    kind = str(value.get("kind"))
-    target = LATENCY_KINDS.get(kind, kind if ":" in kind else None)
-    if target is None:
-        raise UnknownNameError(
-            f"unknown latency predictor kind {kind!r}; known: {', '.join(sorted(LATENCY_KINDS))} (or 'module:Class')"
+def _load_latency(value: Any) -> LatencyPredictor:
+    kind = value.get("kind") if isinstance(value, dict) else None
+    name = _LEGACY_KINDS.get(str(kind), str(kind))
+    if name not in LATENCY_KINDS:
+        raise RunDirError(
+            f"latency.json names latency predictor kind {kind!r}; this version loads {', '.join(sorted(LATENCY_KINDS))} "
+            "(a run directory names a registered kind, never code to import): run 'nag search' again"
         )
-    module_name, _, class_name = target.partition(":")
+    cls = load_target(LATENCY_KINDS[name], what="latency predictor")
     try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as exc:
-        raise UnknownNameError(f"cannot load latency predictor kind {kind!r} ({target}): {exc}") from exc
-    predictor: LatencyPredictor = cls.from_dict(value)
+        predictor: LatencyPredictor = cls.from_dict(value)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunDirError(
+            f"latency.json holds a damaged {name} predictor ({type(exc).__name__}: {exc}); run 'nag search' again"
+        ) from None
     return predictor
 
 

@@ -119,6 +119,11 @@ def test_search_labels_its_own_archs_with_the_ofa_predictor(tmp_path: Path, prob
         (["generate", "--run", "RUN", "--budget", "-5"], "positive number of milliseconds"),
         (["generate", "--run", "RUN", "--budget", "abc"], "invalid float value"),
         (["generate", "--run", "RUN", "--budget", "30", "--refine-steps", "-1"], "--refine-steps must be >= 0"),
+        (["generate", "--run", "RUN", "--budget", "30", "--candidates", "0"], "--candidates must be an integer >= 1, got 0"),
+        (["generate", "--run", "RUN", "--budget", "30", "--candidates", "-5"], "--candidates must be an integer >= 1"),
+        (["generate", "--run", "RUN", "--budget", "30", "--seed", "-1"], "--seed must be an integer >= 0"),
+        (["search", "--table", "PERCENT", "--threads", "0", "--out", "r"], "--threads must be an integer >= 1"),
+        (["search", "--table", "PERCENT", "--out", "PERCENT"], "is a file; give a directory"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(args: list[str], expected: str, percent_csv: Path, trained_run: Path) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,3 +67,46 @@ def test_seeded_search_is_reproducible(tmp_path: Path, table: ArchTable) -> None
     assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
     answers = [{k: v for k, v in generate(run, [35.0])[0].items() if k != "time_ms"} for run in (first, second)]
     assert answers[0] == answers[1]
+
+
+def _with_latency(trained_run: Path, where: Path, change: dict[str, object]) -> Path:
+    run = Path(shutil.copytree(trained_run, where))
+    value = json.loads((run / "latency.json").read_text())
+    (run / "latency.json").write_text(json.dumps({**value, **change}))
+    return run
+
+
+def test_a_run_directory_names_a_kind_never_code_to_import(trained_run: Path, tmp_path: Path) -> None:
+    # 'this' prints the Zen of Python when imported: a module that nothing here imports by itself
+    run = _with_latency(trained_run, tmp_path / "hostile", {"kind": "this:s"})
+    probe = (
+        "import sys\nfrom nag.search.rundir import RunDirError, load_run\n"
+        f"try:\n    load_run({str(run)!r})\nexcept RunDirError as exc:\n    print('refused:', exc)\n"
+        "print('imported' if 'this' in sys.modules else 'not imported')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert "refused: latency.json names latency predictor kind 'this:s'" in result.stdout, result.stderr
+    assert result.stdout.rstrip().endswith("not imported")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), -100.0])
+def test_a_stored_latency_model_with_impossible_values_is_refused(trained_run: Path, tmp_path: Path, bad: float) -> None:
+    run = _with_latency(trained_run, tmp_path / "bad", {"constant_ms": bad})
+    with pytest.raises(RunDirError, match=r"constant_ms is .*finite number of ms >= 0"):
+        load_run(run)
+
+
+def test_run_directories_that_stored_the_farm_predictor_by_module_path_still_load(tmp_path: Path) -> None:
+    from farm.lut import LutPredictor
+    from farm.store import Store
+    from nag.search.rundir import _load_latency
+    from tests.tables import put_block_table
+
+    with Store(tmp_path / "t.db") as store:
+        table, _ = put_block_table(store, lambda i, key: 0.1 + i / 100)
+        lut = LutPredictor(store, table)
+    stored = lut.to_dict()
+    assert stored["kind"] == "lut"
+    legacy = _load_latency({**stored, "kind": "farm.lut:LutPredictor"})
+    arch = "2,2,2,2,2:3,3,0,0,3,3,0,0,3,3,0,0,3,3,0,0,3,3,0,0:3,3,0,0,3,3,0,0,3,3,0,0,3,3,0,0,3,3,0,0"
+    assert legacy.predict_ms([arch]) == _load_latency(stored).predict_ms([arch]) == lut.predict_ms([arch])

@@ -28,6 +28,7 @@ Baseline = Literal["ema", "batch", "none"]
 Selection = Literal["surrogate", "evaluator", "source"]
 SELECTIONS: tuple[str, ...] = ("surrogate", "evaluator", "source")
 BudgetInput = Literal["first", "every"]
+MAX_BUDGETS = 100  # K above this only multiplies the training time
 
 
 def _positive(owner: str, **values: float) -> None:
@@ -146,6 +147,11 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         _positive("search", num_budgets=self.num_budgets)
+        if self.num_budgets > MAX_BUDGETS:
+            raise SettingError(
+                f"num_budgets (K) is {self.num_budgets}; at most {MAX_BUDGETS}: every training step samples K x N architectures, "
+                "and the paper finds K = 10 best (K = 30 is no better)"
+            )
         if self.budgets_ms is not None and len(self.budgets_ms) != self.num_budgets:
             raise SettingError(
                 f"budgets_ms lists {len(self.budgets_ms)} budgets but num_budgets is {self.num_budgets}; give both the same K"

@@ -75,7 +75,9 @@ class Generated:
 
 
 def _budget_seed(seed: int, budget_ms: float) -> int:
-    return (seed * 1_000_003 + round(budget_ms * 1000)) % (2**62)
+    """A sampling seed per (seed, budget); any finite budget (1e308 too) gives one."""
+    microseconds = round(budget_ms * 1000) if budget_ms < 1e12 else int(budget_ms)
+    return (seed * 1_000_003 + microseconds) % (2**62)
 
 
 def _rng(seed: int, budget_ms: float) -> np.random.Generator:

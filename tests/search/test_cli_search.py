@@ -123,6 +123,7 @@ def test_search_labels_its_own_archs_with_the_ofa_predictor(tmp_path: Path, prob
         (["generate", "--run", "RUN", "--budget", "30", "--candidates", "-5"], "--candidates must be an integer >= 1"),
         (["generate", "--run", "RUN", "--budget", "30", "--seed", "-1"], "--seed must be an integer >= 0"),
         (["search", "--table", "PERCENT", "--threads", "0", "--out", "r"], "--threads must be an integer >= 1"),
+        (["search", "--table", "PERCENT", "--budgets", "1000", "--out", "r"], "num_budgets (K) is 1000; at most 100"),
         (["search", "--table", "PERCENT", "--out", "PERCENT"], "is a file; give a directory"),
     ],
 )
@@ -186,3 +187,10 @@ def test_search_on_a_farm_table(tmp_path: Path, problem: SyntheticProblem) -> No
         str(tmp_path / "r2"),
     )
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+
+
+def test_a_huge_budget_is_answered_from_the_largest_trained_budget(trained_run: Path) -> None:
+    result = nag("generate", "--run", str(trained_run), "--budget", "1e308", "--json")
+    assert result.returncode == 0, result.stderr
+    (found,) = json.loads(result.stdout)
+    assert found["feasible"] and found["outside_trained_range"] == "above" and found["latency_ms"] < 1e308

@@ -221,7 +221,16 @@ class DemoRun:
         c = self.c
         budgets = demo_budgets([row["latency_ms"] for row in self.result.sampled], c.budgets)
         with self.stage(f"generate for {len(budgets)} budgets, then measure") as info:
-            generated = generate(run_dir, budgets, seed=c.seed)
+            # DyNAS-T: pick (and refine) by the fast source, as the paper selects; the supernet's test split must not
+            # choose what it then scores, so that path picks by the run's surrogate
+            by_source = c.accuracy == "dynast"
+            generated = generate(
+                run_dir,
+                budgets,
+                seed=c.seed,
+                select_by="source" if by_source else None,
+                accuracy=labels.scorer if by_source else None,
+            )
             archs = list(dict.fromkeys(g["arch"] for g in generated))
             tasks = self._network_tasks(archs)
             self._prefetch(tasks)

@@ -72,6 +72,17 @@ def neighbours(layout: StagedLayout, row: np.ndarray) -> np.ndarray:
     return layout.canonical_actions(np.stack(found)) if found else np.zeros((0, len(row)), dtype=row.dtype)
 
 
+def _unseen(rows: np.ndarray, seen: set[bytes]) -> np.ndarray:
+    """The rows not in ``seen`` (first of equal rows only), which are then added to it."""
+    keep = []
+    for index, row in enumerate(rows):
+        key = row.tobytes()
+        if key not in seen:
+            seen.add(key)
+            keep.append(index)
+    return rows[keep]
+
+
 def _trades(
     row: np.ndarray,
     moves: np.ndarray,
@@ -138,16 +149,12 @@ def _climb(
     evaluated, taken = 0, 0
     layout = scorer.layout
     for _ in range(steps):
-        moves = np.unique(neighbours(layout, row), axis=0)
-        moves = moves[[m.tobytes() not in seen for m in moves]] if len(moves) else moves
-        seen.update(m.tobytes() for m in moves)
+        moves = _unseen(neighbours(layout, row), seen)  # distinct by construction: each changes another decision
         if not len(moves):
             break
         move_lat, move_acc = scorer.latency(moves), scorer.accuracy(moves)
         trades = _trades(row, moves, move_acc - acc, move_lat - lat, budget_ms - lat, pairs, layout)
-        trades = np.unique(trades, axis=0) if len(trades) else trades
-        trades = trades[[t.tobytes() not in seen for t in trades]] if len(trades) else trades
-        seen.update(t.tobytes() for t in trades)
+        trades = _unseen(trades, seen)
         candidates, cand_lat, cand_acc = moves, move_lat, move_acc
         if len(trades):
             candidates = np.concatenate([moves, trades])

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from nag.errors import SettingError
 from nag.search.layout import StagedLayout
@@ -41,6 +42,10 @@ class LocalSearch:
                 "local search asks the accuracy source for hundreds of architectures per budget; this source is slow "
                 "(a supernet evaluation): use a predictor or leave local out"
             )
+        with threadpool_limits(limits=1, user_api="blas"):  # small products: one thread (see nag.search.api)
+            return self._run(task, budgets_ms)
+
+    def _run(self, task: SearchTask, budgets_ms: Sequence[float]) -> MethodRun:
         layout = StagedLayout.for_space(task.space)
         scorer = CandidateScorer(task.space, layout, task.latency, task.accuracy)
         answers, steps = [], []

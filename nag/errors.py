@@ -6,6 +6,8 @@ value, and how to fix it. The CLI turns a :class:`NagError` into a one-line mess
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "ArchitectureError",
     "ExportError",
@@ -13,7 +15,21 @@ __all__ = [
     "NagError",
     "SettingError",
     "UnknownNameError",
+    "show_value",
 ]
+
+
+def show_value(value: Any, limit: int = 60) -> str:
+    """A bad value as an error message quotes it: its ``repr``, cut to ``limit`` characters.
+
+    Never raises (``repr`` of a >4300-digit int or of a deeply nested list does), so a message about a
+    hostile value is still one short line.
+    """
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class NagError(Exception):

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nag.errors import ArchitectureError
+from nag.errors import show_value as show
 
 __all__ = [
     "MAX_ARCH_CHARS",
@@ -20,21 +21,11 @@ __all__ = [
     "check_arch_text",
     "load_arch_json",
     "parse_int",
-    "show",
 ]
 
 MAX_ARCH_CHARS = 4096  # an architecture string or JSON form; ofa-mbv3's canonical string is under 100 characters
 MAX_ARCH_DEPTH = 4  # nesting of a JSON/dict form: {"ks": [...]} is 2 deep
 MAX_INT_DIGITS = 6  # one choice (a depth, kernel size or expand ratio) is a small integer
-
-
-def show(value: Any, limit: int = 60) -> str:
-    """A short ``repr`` for messages: never raises (a >4300-digit int, a deeply nested list), never floods."""
-    try:
-        text = repr(value)
-    except (ValueError, RecursionError):
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def check_arch_text(text: str) -> str:

@@ -36,8 +36,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from nag.errors import ArchitectureError
+from nag.errors import show_value as show
 from nag.space._base import SearchSpace
-from nag.space._parse import MAX_INT_DIGITS, check_arch_mapping, check_arch_text, load_arch_json, parse_int, show
+from nag.space._parse import MAX_INT_DIGITS, check_arch_mapping, check_arch_text, load_arch_json, parse_int
 from nag.space.blocks import Activation, Block, ConvBlock, LinearBlock, MBConvBlock, PoolBlock, conv_output_size, make_divisible
 
 __all__ = ["MBV3Arch", "OFAMobileNetV3Space", "StageSpec"]

@@ -55,6 +55,7 @@ from farm.errors import (
     TableConflictError,
     TableNotFoundError,
 )
+from nag.errors import show_value
 
 if TYPE_CHECKING:
     from agents.types import Measurement
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EXPORT_COLUMNS",
     "ITEM_KINDS",
+    "MAX_COUNT",
     "SCHEMA_VERSION",
     "ImportResult",
     "ItemKind",
@@ -77,6 +79,7 @@ APPLICATION = "nag-farm latency store"
 ITEM_KINDS = ("block", "network")
 ItemKind = Literal["block", "network"]
 _CHUNK = 500  # host parameters per IN (...) query; SQLite's oldest limit is 999
+MAX_COUNT = 10**12  # timed samples behind one entry; more is not a measurement (and overflows SQLite's INTEGER near 9.2e18)
 
 _SCHEMA = """
 CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -173,15 +176,17 @@ class TableKey:
 class Summary:
     """The statistics every entry has (all that OFA's LUT files hold). Validated on construction."""
 
-    mean_ms: float  # mean latency, ms
-    std_ms: float  # sample standard deviation of the samples, ms
-    count: int  # number of timed samples behind the statistics
+    mean_ms: float  # mean latency, ms, > 0
+    std_ms: float  # sample standard deviation of the samples, ms, >= 0
+    count: int  # number of timed samples behind the statistics, 1..MAX_COUNT
 
     def __post_init__(self) -> None:
-        check_number("mean_ms", self.mean_ms, minimum=0.0)
+        check_number("mean_ms", self.mean_ms, minimum=0.0, strict=True)
         check_number("std_ms", self.std_ms, minimum=0.0)
-        if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 1:
-            raise InvalidEntryError(f"count must be an integer >= 1 (the number of timed samples), got {self.count!r}")
+        if isinstance(self.count, bool) or not isinstance(self.count, int) or not 1 <= self.count <= MAX_COUNT:
+            raise InvalidEntryError(
+                f"count must be an integer from 1 to {MAX_COUNT:g} (the number of timed samples), got {show_value(self.count)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -222,7 +227,7 @@ class _HasToDict(Protocol):
 
 def check_number(name: str, value: Any, *, minimum: float, strict: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InvalidEntryError(f"{name} must be a finite number of milliseconds, got {value!r}")
+        raise InvalidEntryError(f"{name} must be a finite number of milliseconds, got {show_value(value)}")
     if value < minimum or (strict and value == minimum):
         relation = ">" if strict else ">="
         raise InvalidEntryError(f"{name} must be {relation} {minimum:g} ms, got {value!r}")

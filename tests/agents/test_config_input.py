@@ -6,9 +6,6 @@ a silent fallback to the defaults.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,27 +13,9 @@ import pytest
 from agents import load_config
 from agents.config import AdbConfig, AgentsConfig, SshBoardConfig
 from agents.errors import SpecError
+from tests.cli import one_line_error, run_nag
 
-ROOT = Path(__file__).resolve().parents[2]
 BOARD = "{name: b, host: h, user: u, key_file: k"
-
-
-def _nag(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    base = {**os.environ, "PYTHONPATH": str(ROOT)}
-    base.pop("NAG_AGENTS_CONFIG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "nag", *argv], capture_output=True, text=True, env={**base, **(env or {})}, timeout=60
-    )
-
-
-def _assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> str:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.mark.parametrize(
@@ -71,21 +50,20 @@ def _assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: s
 def test_bad_config_is_one_line_exit_2(tmp_path: Path, text: str, needles: list[str]) -> None:
     config = tmp_path / "agents.yaml"
     config.write_text(text)
-    line = _assert_one_line_error(_nag("agent", "probe", "--config", str(config)), str(config), *needles)
-    assert len(line) < 400  # a 5,000-digit value is not echoed whole
+    one_line_error(run_nag("agent", "probe", "--config", str(config)), str(config), *needles, max_chars=400)
 
 
 def test_named_config_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
     missing = tmp_path / "nope.yaml"
-    _assert_one_line_error(
-        _nag("agent", "probe", env={"NAG_AGENTS_CONFIG": str(missing)}),
+    one_line_error(
+        run_nag("agent", "probe", env={"NAG_AGENTS_CONFIG": str(missing)}),
         f"agents config {missing} (named by $NAG_AGENTS_CONFIG) does not exist",
         "unset it to use the defaults",
     )
-    _assert_one_line_error(_nag("agent", "probe", "--config", str(missing)), "(named by --config) does not exist")
-    _assert_one_line_error(_nag("agent", "probe", "--config", str(tmp_path)), "is not a file")
+    one_line_error(run_nag("agent", "probe", "--config", str(missing)), "(named by --config) does not exist")
+    one_line_error(run_nag("agent", "probe", "--config", str(tmp_path)), "is not a file")
     (tmp_path / "latin1.yaml").write_bytes(b"adb: {host: caf\xe9}\n")
-    _assert_one_line_error(_nag("agent", "probe", "--config", str(tmp_path / "latin1.yaml")), "readable UTF-8 YAML")
+    one_line_error(run_nag("agent", "probe", "--config", str(tmp_path / "latin1.yaml")), "readable UTF-8 YAML")
 
 
 def test_accepted_config_values_are_loaded_exactly(tmp_path: Path) -> None:

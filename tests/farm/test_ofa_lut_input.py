@@ -4,9 +4,6 @@ value, nothing stored; a good file's numbers land exactly and ``nag table predic
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,19 +11,8 @@ import pytest
 from farm.ofa_lut import OFA_RUNTIME
 from farm.store import Store, TableKey
 from nag.space.ofa_mbv3 import OFAMobileNetV3Space
+from tests.cli import one_line_error, run_nag
 from tests.conftest import PNAG_80_MOBILE
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _nag(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "nag", *argv],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        timeout=60,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -73,12 +59,9 @@ def test_bad_entry_is_refused_with_block_and_value(
     lut = tmp_path / "224_lookup_table.yaml"
     lut.write_text(_lut(keys, first))
     db = tmp_path / "t.db"
-    result = _nag("table", "import-ofa", str(lut), "--device", "note10", "--db", str(db))
-    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and needle in lines[0] and len(lines[0]) < 500, lines
+    line = one_line_error(run_nag("table", "import-ofa", str(lut), "--device", "note10", "--db", str(db)), needle, max_chars=500)
     if "too long" not in needle:
-        assert f"block '{keys[0]}' has" in lines[0] and "fix or drop the entry" in lines[0]
+        assert f"block '{keys[0]}' has" in line and "fix or drop the entry" in line
     with Store(db) as store:
         assert store.tables() == []  # nothing imported
 
@@ -98,10 +81,7 @@ def test_hostile_files_are_one_line_errors(tmp_path: Path, keys: list[str]) -> N
             lut.write_bytes(_lut(keys).encode() + b"# caf\xe9\n")
         else:
             lut.write_text(text)
-        result = _nag("table", "import-ofa", str(lut), "--device", "x", "--db", str(tmp_path / name / "t.db"))
-        assert result.returncode == 2 and "Traceback" not in result.stderr, (name, result.stderr[-3000:])
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and needle in lines[0] and len(lines[0]) < 800, (name, lines)
+        one_line_error(run_nag("table", "import-ofa", str(lut), "--device", "x", "--db", str(tmp_path / name / "t.db")), needle)
 
 
 def test_good_file_is_imported_exactly_and_predicted_positive(
@@ -110,7 +90,7 @@ def test_good_file_is_imported_exactly_and_predicted_positive(
     lut = tmp_path / "224_lookup_table.yaml"
     lut.write_text(_lut(keys, ("1000", "1.0e-6", "0")))  # the smallest mean allowed, std 0 as an int
     db = tmp_path / "t.db"
-    result = _nag("table", "import-ofa", str(lut), "--device", "note10", "--db", str(db))
+    result = run_nag("table", "import-ofa", str(lut), "--device", "note10", "--db", str(db))
     assert result.returncode == 0, result.stderr
     table = TableKey(space="ofa-mbv3", width=1.2, resolution=224, device="note10", fingerprint="", runtime=OFA_RUNTIME,
                      runtime_version="", spec_key="")  # fmt: skip
@@ -118,7 +98,7 @@ def test_good_file_is_imported_exactly_and_predicted_positive(
         rows = {row.item: (row.count, row.mean_ms, row.std_ms) for row in store.rows(table, "block")}
     assert rows[keys[0]] == (1000, 1e-6, 0.0)
     assert rows[keys[5]] == (10, 0.15, 0.01) and len(rows) == 96
-    result = _nag("table", "predict", PNAG_80_MOBILE, "--db", str(db), "--device", "note10", "--resolution", "224", "--json")
+    result = run_nag("table", "predict", PNAG_80_MOBILE, "--db", str(db), "--device", "note10", "--resolution", "224", "--json")
     assert result.returncode == 0, result.stderr
     (row,) = json.loads(result.stdout)
     arch_keys = [block.key for block in space.blocks(space.parse(PNAG_80_MOBILE), width=1.2, resolution=224)]

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import os
+import reprlib
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
@@ -53,10 +54,14 @@ _PORT_RANGE = (1, 65535)
 
 
 def _show(value: Any, limit: int = 60) -> str:
-    """A short repr for messages (never raises, never floods the terminal)."""
+    """A bad value as a message quotes it: a ``repr`` bounded in depth, items and length; never raises, never
+    slow (a >4300-digit int, deep nesting, a YAML alias bomb)."""
+    short = reprlib.Repr()
+    short.maxlevel, short.maxlist, short.maxdict = 3, 6, 4
+    short.maxstring = short.maxother = short.maxlong = limit
     try:
-        text = repr(value)
-    except (ValueError, RecursionError):  # a >4300-digit int, a deeply nested list
+        text = short.repr(value)
+    except (ValueError, RecursionError):
         text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -121,7 +126,9 @@ class SshBoardConfig:
     def __post_init__(self) -> None:
         _check_fields(self, f"ssh board {_show(self.name)}")
         if self.runtime not in ("ort", "benchmark_model"):
-            raise SpecError(f"ssh board {self.name!r}: runtime must be 'ort' or 'benchmark_model', got {_show(self.runtime)}")
+            raise SpecError(
+                f"ssh board {_show(self.name)}: runtime must be 'ort' or 'benchmark_model', got {_show(self.runtime)}"
+            )
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Running ``nag`` as a user does (a fresh ``python -m nag`` process of this checkout) and checking its errors."""
+"""Running ``nag`` as a user does (a fresh ``python -m nag`` process of this checkout), checking its errors, and
+hostile inputs shared by the bad-input tests."""
 
 from __future__ import annotations
 
@@ -32,3 +33,11 @@ def one_line_error(result: subprocess.CompletedProcess[str], *needles: str, max_
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
     return lines[0]
+
+
+def yaml_alias_bomb(levels: int = 9) -> str:
+    """A YAML flow list whose last item, through aliases, holds 10**levels strings: a few hundred bytes that
+    ``repr`` would spell out in gigabytes (so a message must never ``repr`` a value unbounded)."""
+    items = ['&l0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    items += [f"&l{n} [" + ", ".join([f"*l{n - 1}"] * 10) + "]" for n in range(1, levels)]
+    return "[" + ", ".join(items) + "]"

@@ -13,7 +13,7 @@ import pytest
 from agents import load_config
 from agents.config import AdbConfig, AgentsConfig, SshBoardConfig
 from agents.errors import SpecError
-from tests.cli import one_line_error, run_nag
+from tests.cli import one_line_error, run_nag, yaml_alias_bomb
 
 BOARD = "{name: b, host: h, user: u, key_file: k"
 
@@ -45,6 +45,7 @@ BOARD = "{name: b, host: h, user: u, key_file: k"
         ("adb: {port: " + "9" * 5000 + "}\n", ["a number too long to read"]),
         ("local: " + "[" * 5000 + "]" * 5000 + "\n", ["nested too deeply"]),
         ("adb: {host: [unclosed\n", ["is not valid YAML"]),
+        (f"local: {yaml_alias_bomb()}\n", ["local must be true or false, got [['x', 'x'"]),
     ],
 )
 def test_bad_config_is_one_line_exit_2(tmp_path: Path, text: str, needles: list[str]) -> None:

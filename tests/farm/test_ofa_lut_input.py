@@ -11,7 +11,7 @@ import pytest
 from farm.ofa_lut import OFA_RUNTIME
 from farm.store import Store, TableKey
 from nag.space.ofa_mbv3 import OFAMobileNetV3Space
-from tests.cli import one_line_error, run_nag
+from tests.cli import one_line_error, run_nag, yaml_alias_bomb
 from tests.conftest import PNAG_80_MOBILE
 
 
@@ -73,6 +73,7 @@ def test_hostile_files_are_one_line_errors(tmp_path: Path, keys: list[str]) -> N
         "nested": ("a: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply to read"),
         "latin1": (None, "cannot read"),
         "list": ("- 1\n- 2\n", "expected a mapping of block keys"),
+        "alias-bomb": (_lut(keys, ("10", yaml_alias_bomb(), "0.01")), "has mean [['x', 'x'"),
     }
     for name, (text, needle) in cases.items():
         lut = tmp_path / name / "224_lookup_table.yaml"

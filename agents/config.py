@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import math
 import os
-import reprlib
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from agents.errors import SpecError
+from nag.errors import show_value as _show
 
 __all__ = [
     "ENV_VAR",
@@ -51,19 +51,6 @@ __all__ = [
 ENV_VAR = "NAG_AGENTS_CONFIG"  # names the agents config file; unset (or empty): the default path
 MAX_CONFIG_BYTES = 1 << 20  # an agents config is a few hundred bytes; a larger file is not one
 _PORT_RANGE = (1, 65535)
-
-
-def _show(value: Any, limit: int = 60) -> str:
-    """A bad value as a message quotes it: a ``repr`` bounded in depth, items and length; never raises, never
-    slow (a >4300-digit int, deep nesting, a YAML alias bomb)."""
-    short = reprlib.Repr()
-    short.maxlevel, short.maxlist, short.maxdict = 3, 6, 4
-    short.maxstring = short.maxother = short.maxlong = limit
-    try:
-        text = short.repr(value)
-    except (ValueError, RecursionError):
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _check_fields(config: object, where: str) -> None:

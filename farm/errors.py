@@ -11,6 +11,7 @@ from nag.errors import NagError
 
 __all__ = [
     "CalibrationError",
+    "CorruptStoreError",
     "FarmError",
     "InvalidEntryError",
     "MissingBlockError",
@@ -41,6 +42,11 @@ class NotAStoreError(StoreError, ValueError):
 
 class StoreNotFoundError(StoreError, FileNotFoundError):
     """The store was opened with ``create=False`` and no file exists at the path."""
+
+
+class CorruptStoreError(StoreError):
+    """SQLite found the store's file damaged (a bad page, a broken b-tree); the message says how to recover
+    what is intact (``nag table check --db DB --salvage OUT``) and rebuild the rest."""
 
 
 class SchemaVersionError(StoreError):

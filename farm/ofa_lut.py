@@ -33,8 +33,9 @@ from typing import Any
 import yaml
 
 from farm.errors import TableAmbiguousError, TableFileError, TableNotFoundError, UnknownBlockError
-from farm.store import Store, Summary, TableKey
-from nag.data import atomic_write
+from farm.store import MAX_COUNT, Store, Summary, TableKey
+from nag.data import MAX_LATENCY_MS, MIN_LATENCY_MS, atomic_write
+from nag.errors import show_value
 from nag.space import get_space
 
 __all__ = [
@@ -82,12 +83,21 @@ def resolution_from_name(path: str | Path) -> int:
 
 
 def read_ofa_yaml(path: str | Path) -> dict[str, Summary]:
-    """Parse one OFA LUT file into block key -> :class:`~farm.store.Summary` (ms); structure and numbers checked."""
+    """Parse one OFA LUT file into block key -> :class:`~farm.store.Summary` (ms); structure and numbers checked.
+
+    Every entry needs a ``mean`` of finite milliseconds in [MIN_LATENCY_MS, MAX_LATENCY_MS] (a block takes
+    time: a mean of 0 would make every network's table latency wrong), a ``std`` of finite milliseconds >= 0
+    and a ``count`` from 1 to MAX_COUNT; :class:`TableFileError` names the block and the value otherwise.
+    """
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise TableFileError(f"cannot read {path} as an OFA lookup table (YAML): {exc}") from exc
+    except ValueError:  # PyYAML's int() of a number over 4300 digits
+        raise TableFileError(f"{path} holds a number too long to read (over 4300 digits); fix the file") from None
+    except RecursionError:
+        raise TableFileError(f"{path} is nested too deeply to read; an OFA lookup table is two levels deep") from None
     if not isinstance(data, Mapping) or not data:
         raise TableFileError(
             f"{path} is not an OFA lookup table: expected a mapping of block keys to {{count, mean, std}}, got {type(data).__name__}"
@@ -95,22 +105,29 @@ def read_ofa_yaml(path: str | Path) -> dict[str, Summary]:
     found: dict[str, Summary] = {}
     for key, entry in data.items():
         if not isinstance(key, str) or not isinstance(entry, Mapping) or set(entry) != {"count", "mean", "std"}:
-            raise TableFileError(f"{path}: entry {key!r} must map a block key to exactly {{count, mean, std}}, got {entry!r}")
+            raise TableFileError(
+                f"{path}: entry {show_value(key, 120)} must map a block key to exactly {{count, mean, std}}, got {show_value(entry)}"
+            )
         count, mean, std = entry["count"], entry["mean"], entry["std"]
         if isinstance(count, float) and count.is_integer():
             count = int(count)
-        bad = [
-            name
-            for name, value in (("mean", mean), ("std", std))
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0
-        ]
-        if bad or isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise TableFileError(
-                f"{path}: entry {key!r} has count {count!r}, mean {mean!r}, std {std!r}; count must be an integer >= 1 "
-                "and mean, std finite milliseconds >= 0"
+        problems = []
+        if not _finite(mean) or not MIN_LATENCY_MS <= mean <= MAX_LATENCY_MS:
+            problems.append(
+                f"mean {show_value(mean)} (must be finite milliseconds from {MIN_LATENCY_MS:g} to {MAX_LATENCY_MS:g})"
             )
+        if not _finite(std) or not 0 <= std <= MAX_LATENCY_MS:
+            problems.append(f"std {show_value(std)} (must be finite milliseconds from 0 to {MAX_LATENCY_MS:g})")
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
+            problems.append(f"count {show_value(count)} (must be an integer from 1 to {MAX_COUNT:g}, the timed runs)")
+        if problems:
+            raise TableFileError(f"{path}: block {show_value(key, 120)} has {'; '.join(problems)}; fix or drop the entry")
         found[key] = Summary(mean_ms=float(mean), std_ms=float(std), count=count)
     return found
+
+
+def _finite(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def infer_width(space_name: str, keys: Iterable[str], *, resolution: int, widths: Sequence[float] = DEFAULT_WIDTHS) -> float:
@@ -137,9 +154,9 @@ def infer_width(space_name: str, keys: Iterable[str], *, resolution: int, widths
 
 
 def _unknown_key_message(key: str, valid: Iterable[str], where: str) -> str:
-    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.0)
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.0) if len(key) <= 200 else []
     hint = f"; the closest valid key is {close[0]!r}" if close else ""
-    return f"block key {key!r} is not a block of {where}{hint}; check the file's resolution and width"
+    return f"block key {show_value(key, 200)} is not a block of {where}{hint}; check the file's resolution and width"
 
 
 def import_ofa_yaml(

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from farm.errors import (
+    CorruptStoreError,
     InvalidEntryError,
     NotAStoreError,
     SchemaVersionError,
@@ -55,6 +56,7 @@ from farm.errors import (
     TableConflictError,
     TableNotFoundError,
 )
+from nag.errors import show_value
 
 if TYPE_CHECKING:
     from agents.types import Measurement
@@ -62,6 +64,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EXPORT_COLUMNS",
     "ITEM_KINDS",
+    "MAX_COUNT",
     "SCHEMA_VERSION",
     "ImportResult",
     "ItemKind",
@@ -69,6 +72,7 @@ __all__ = [
     "Store",
     "Summary",
     "TableKey",
+    "is_corruption",
     "now_iso",
 ]
 
@@ -77,6 +81,8 @@ APPLICATION = "nag-farm latency store"
 ITEM_KINDS = ("block", "network")
 ItemKind = Literal["block", "network"]
 _CHUNK = 500  # host parameters per IN (...) query; SQLite's oldest limit is 999
+_CORRUPTION_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
+MAX_COUNT = 10**12  # timed samples behind one entry; more is not a measurement (and overflows SQLite's INTEGER near 9.2e18)
 
 _SCHEMA = """
 CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -173,15 +179,17 @@ class TableKey:
 class Summary:
     """The statistics every entry has (all that OFA's LUT files hold). Validated on construction."""
 
-    mean_ms: float  # mean latency, ms
-    std_ms: float  # sample standard deviation of the samples, ms
-    count: int  # number of timed samples behind the statistics
+    mean_ms: float  # mean latency, ms, > 0
+    std_ms: float  # sample standard deviation of the samples, ms, >= 0
+    count: int  # number of timed samples behind the statistics, 1..MAX_COUNT
 
     def __post_init__(self) -> None:
-        check_number("mean_ms", self.mean_ms, minimum=0.0)
+        check_number("mean_ms", self.mean_ms, minimum=0.0, strict=True)
         check_number("std_ms", self.std_ms, minimum=0.0)
-        if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 1:
-            raise InvalidEntryError(f"count must be an integer >= 1 (the number of timed samples), got {self.count!r}")
+        if isinstance(self.count, bool) or not isinstance(self.count, int) or not 1 <= self.count <= MAX_COUNT:
+            raise InvalidEntryError(
+                f"count must be an integer from 1 to {MAX_COUNT:g} (the number of timed samples), got {show_value(self.count)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -222,11 +230,19 @@ class _HasToDict(Protocol):
 
 def check_number(name: str, value: Any, *, minimum: float, strict: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InvalidEntryError(f"{name} must be a finite number of milliseconds, got {value!r}")
+        raise InvalidEntryError(f"{name} must be a finite number of milliseconds, got {show_value(value)}")
     if value < minimum or (strict and value == minimum):
         relation = ">" if strict else ">="
         raise InvalidEntryError(f"{name} must be {relation} {minimum:g} ms, got {value!r}")
     return float(value)
+
+
+def is_corruption(exc: sqlite3.DatabaseError) -> bool:
+    """True when SQLite says the file is damaged (SQLITE_CORRUPT, SQLITE_NOTADB), not merely busy or misused."""
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None:
+        return code & 0xFF in _CORRUPTION_CODES
+    return "malformed" in str(exc) or "not a database" in str(exc)
 
 
 def _check_kind(item_kind: str) -> None:
@@ -292,6 +308,8 @@ class Store:
     Thread-safe: one lock serializes every use of the object's connection. Raises
     :class:`~farm.errors.NotAStoreError` for a path that is not a store, :class:`~farm.errors.SchemaVersionError`
     for a newer schema, :class:`~farm.errors.StoreNotFoundError` for a missing file when ``create=False``.
+    Opening runs SQLite's ``quick_check``: a damaged file raises :class:`~farm.errors.CorruptStoreError`
+    (so does damage met later, on a read or a write), whose message gives the commands that recover.
     Use as a context manager, or call :meth:`close`.
     """
 
@@ -325,10 +343,19 @@ class Store:
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             conn.execute(f"PRAGMA synchronous={synchronous}")
             conn.execute("PRAGMA foreign_keys=ON")
+            self._quick_check(conn)
             self._ensure_schema(conn)
+        except CorruptStoreError:
+            conn.close()
+            raise
         except sqlite3.DatabaseError as exc:
             conn.close()
-            raise NotAStoreError(f"{self.path} is not an SQLite database ({exc}); pass the path of a latency store") from exc
+            if is_corruption(exc) and "not a database" not in str(exc):
+                raise self._corrupt(str(exc)) from exc
+            raise NotAStoreError(
+                f"{self.path} is not an SQLite database ({exc}); pass the path of a latency store (a store whose first "
+                "page is damaged reads this way too: move it aside and rebuild it with 'nag table build')"
+            ) from exc
         except BaseException:
             conn.close()
             raise
@@ -338,6 +365,22 @@ class Store:
         self._conn = conn
 
     # -- lifecycle --------------------------------------------------------------------------------
+    def _quick_check(self, conn: sqlite3.Connection) -> None:
+        """SQLite's ``quick_check`` (every page and b-tree, not index contents): CorruptStoreError unless 'ok'."""
+        found = [row[0] for row in conn.execute("PRAGMA quick_check(5)")]
+        if found != ["ok"]:
+            problems = [line for text in found for line in str(text).splitlines() if not line.startswith("***")]
+            raise self._corrupt("; ".join(problems[:2]) or "quick_check failed")
+
+    def _corrupt(self, problem: str) -> CorruptStoreError:
+        path = self.path
+        shown = problem if len(problem) <= 160 else problem[:157] + "..."
+        return CorruptStoreError(
+            f"the latency store {path} is corrupted (SQLite: {shown}); copy it aside (mv {path} {path}.corrupt), "
+            f"recover what is intact with 'nag table check --db {path}.corrupt --salvage {path}', then rebuild what is "
+            "missing with 'nag table build' (it measures only what the store lacks) or 'nag table import-ofa'"
+        )
+
     def _ensure_schema(self, conn: sqlite3.Connection) -> None:
         """Check the schema of an existing store (a plain read: readers never take the write lock), or
         create it in an empty database (under the write lock, re-checked there: two processes may race)."""
@@ -398,18 +441,23 @@ class Store:
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            yield self._connection()
+            try:
+                yield self._connection()
+            except sqlite3.DatabaseError as exc:
+                if is_corruption(exc):
+                    raise self._corrupt(str(exc)) from exc
+                raise
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One transaction under the lock: committed on normal exit, rolled back on any exception."""
-        with self._lock:
-            conn = self._connection()
+        with self._read() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
 

@@ -6,6 +6,9 @@ value, and how to fix it. The CLI turns a :class:`NagError` into a one-line mess
 
 from __future__ import annotations
 
+import reprlib
+from typing import Any
+
 __all__ = [
     "ArchitectureError",
     "ExportError",
@@ -13,7 +16,24 @@ __all__ = [
     "NagError",
     "SettingError",
     "UnknownNameError",
+    "show_value",
 ]
+
+
+def show_value(value: Any, limit: int = 60) -> str:
+    """A bad value as an error message quotes it: a ``repr`` bounded in depth, items and length (``limit``).
+
+    Never raises and never takes long: not for a >4300-digit int (whose ``repr`` raises), a list nested
+    100,000 deep, or a YAML alias bomb (a value that ``repr`` would spell out in billions of characters).
+    """
+    short = reprlib.Repr()
+    short.maxlevel, short.maxlist, short.maxdict, short.maxtuple, short.maxset = 3, 6, 4, 6, 6
+    short.maxstring = short.maxother = short.maxlong = limit
+    try:
+        text = short.repr(value)
+    except (ValueError, RecursionError):
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class NagError(Exception):

@@ -46,6 +46,13 @@ def register(subparsers: Any) -> None:
     exp.add_argument("--out", required=True, help="output folder")
     exp.set_defaults(handler=_export_ofa)
 
+    check = commands.add_parser(
+        "check", help="check a store's integrity (SQLite integrity_check); --salvage copies what is intact into a new store"
+    )
+    check.add_argument("--db", required=True)
+    check.add_argument("--salvage", default=None, metavar="OUT", help="write every readable table and entry into a new store OUT")
+    check.set_defaults(handler=_check)
+
     predict = commands.add_parser("predict", help="table latency of architectures (sum of their blocks, plus calibration)")
     predict.add_argument("archs", nargs="+", metavar="ARCH", help="canonical strings, or '-' for stdin")
     predict.add_argument("--db", required=True)
@@ -175,6 +182,39 @@ def _export_ofa(args: argparse.Namespace) -> int:
     with Store(args.db, create=False) as store:
         for path in export_ofa_yaml(store, args.out, device=args.device):
             print(f"wrote {path}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from farm.errors import CorruptStoreError
+    from farm.store import Store
+    from farm.store_check import check_store, salvage_store
+
+    problems = check_store(args.db)
+    if not problems:
+        with Store(args.db, create=False) as store:
+            tables = store.tables()
+            entries = sum(store.count(table) for table in tables)
+        print(f"{args.db}: intact (SQLite integrity_check ok); {len(tables)} table(s), {entries} entries")
+        if args.salvage:
+            print(f"nothing to salvage: copy the store instead (cp {args.db} {args.salvage})")
+        return 0
+    print(f"{args.db}: damaged; SQLite's integrity_check found:")
+    for problem in problems:
+        print(f"  {problem}")
+    if args.salvage is None:
+        raise CorruptStoreError(
+            f"the latency store {args.db} is corrupted ({len(problems)} problem(s) listed above); copy what is intact into "
+            f"a new store with 'nag table check --db {args.db} --salvage NEW.db', then rebuild what is missing with "
+            "'nag table build' (it measures only what the store lacks) or 'nag table import-ofa'"
+        )
+    report = salvage_store(args.db, args.salvage)
+    lost = "an unknown number (the index is damaged too)" if report.lost is None else str(report.lost)
+    print(
+        f"salvaged into {report.out}: {report.entries} entries of {report.tables} table(s), {report.calibrations} "
+        f"calibration(s); {report.rejected} unreadable row(s) dropped; entries lost: {lost}"
+    )
+    print("rebuild what is missing with 'nag table build' on the new store (it measures only what the store lacks)")
     return 0
 
 

@@ -30,14 +30,15 @@ Network (channels at width 1.2; all widths are ``make_divisible(base * width, 8)
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from nag.errors import ArchitectureError
+from nag.errors import show_value as show
 from nag.space._base import SearchSpace
+from nag.space._parse import MAX_INT_DIGITS, check_arch_mapping, check_arch_text, load_arch_json, parse_int
 from nag.space.blocks import Activation, Block, ConvBlock, LinearBlock, MBConvBlock, PoolBlock, conv_output_size, make_divisible
 
 __all__ = ["MBV3Arch", "OFAMobileNetV3Space", "StageSpec"]
@@ -140,36 +141,29 @@ def _check_lengths(depths: Sequence[int], kernels: Sequence[int], expands: Seque
             raise ArchitectureError(f"{what}: expected {expected} values, got {len(values)}")
         for position, value in enumerate(values):
             if isinstance(value, bool) or not isinstance(value, int):
-                raise ArchitectureError(f"{what}: value {value!r} at position {position + 1} is not an integer")
+                raise ArchitectureError(f"{what}: value {show(value)} at position {position + 1} is not an integer")
+            if not -(10**MAX_INT_DIGITS) < value < 10**MAX_INT_DIGITS:
+                raise ArchitectureError(
+                    f"{what}: value {show(value)} at position {position + 1} has over {MAX_INT_DIGITS} digits; not a choice of the space"
+                )
 
 
 def _parse_ints(section: str, what: str, expected: int) -> tuple[int, ...]:
     tokens = section.split(",")
     if len(tokens) != expected:
-        raise ArchitectureError(f"{what}: expected {expected} comma-separated values, got {len(tokens)} in {section!r}")
-    values = []
-    for position, token in enumerate(tokens):
-        token = token.strip()
-        if not (token.isascii() and token.isdigit()):
-            raise ArchitectureError(f"{what}: {token!r} at position {position + 1} is not a non-negative integer")
-        values.append(int(token))
-    return tuple(values)
+        raise ArchitectureError(f"{what}: expected {expected} comma-separated values, got {len(tokens)} in {show(section)}")
+    return tuple(parse_int(token, what, position + 1) for position, token in enumerate(tokens))
 
 
 def _parse_string(text: str) -> MBV3Arch:
-    stripped = text.strip()
+    stripped = check_arch_text(text)
     if stripped.startswith("{"):
-        try:
-            value = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            raise ArchitectureError(f"architecture looks like JSON but does not parse: {exc.msg} in {text!r}") from None
-        return _parse_dict(value)
+        return _parse_dict(load_arch_json(stripped))
     sections = stripped.split(":")
     if len(sections) != 3:
-        shown = text if len(text) <= 120 else text[:117] + "..."
         raise ArchitectureError(
             f"architecture must be 'depths:kernels:expands' (3 sections separated by ':'), got {len(sections)} "
-            f"section(s) in {shown!r}; e.g. 2,2,2,2,2:3,3,0,0,...:3,3,0,0,..."
+            f"section(s) in {show(text, 120)}; e.g. 2,2,2,2,2:3,3,0,0,...:3,3,0,0,..."
         )
     depths = _parse_ints(sections[0], "depths", NUM_STAGES)
     kernels = _parse_ints(sections[1], "kernels", NUM_SLOTS)
@@ -180,13 +174,14 @@ def _parse_string(text: str) -> MBV3Arch:
 def _parse_dict(value: Any) -> MBV3Arch:
     if not isinstance(value, Mapping):
         raise ArchitectureError(f"an architecture dict must be a mapping with keys 'ks', 'e', 'd'; got {type(value).__name__}")
+    check_arch_mapping(value)
     unknown = set(value) - {"ks", "e", "d"} - OFA_DICT_IGNORED_KEYS
     missing = {"ks", "e", "d"} - set(value)
     if unknown or missing:
         raise ArchitectureError(
             "an architecture dict needs exactly the keys 'ks' (20 kernels), 'e' (20 expand ratios), 'd' (5 depths)"
             + (f"; missing {sorted(missing)}" if missing else "")
-            + (f"; unknown {sorted(map(str, unknown))}" if unknown else "")
+            + (f"; unknown {sorted(k[:40] if isinstance(k, str) else show(k, 40) for k in unknown)}" if unknown else "")
         )
     lists = []
     for key in ("d", "ks", "e"):

@@ -113,8 +113,12 @@ def test_bad_input_raises_typed_errors(tmp_path: Path) -> None:
         store.put_measurement(TABLE, "block", "b", other_device)
     with pytest.raises(InvalidEntryError, match="mean_ms must be a finite number"):
         store.put_summary(TABLE, "block", "b", mean_ms=float("nan"), std_ms=0.0, count=3)
-    with pytest.raises(InvalidEntryError, match="count must be an integer >= 1"):
+    with pytest.raises(InvalidEntryError, match=r"count must be an integer from 1 to 1e\+12"):
         store.put_summary(TABLE, "block", "b", mean_ms=1.0, std_ms=0.0, count=0)
+    with pytest.raises(InvalidEntryError, match=r"count must be an integer from 1 to 1e\+12.*got 10000000000000"):
+        store.put_summary(TABLE, "block", "b", mean_ms=1.0, std_ms=0.0, count=10**13)
+    with pytest.raises(InvalidEntryError, match=r"mean_ms must be > 0 ms, got 0\.0"):
+        store.put_summary(TABLE, "block", "b", mean_ms=0.0, std_ms=0.0, count=3)
     with pytest.raises(InvalidEntryError, match="width must be a finite number > 0, got -1"):
         TableKey(
             space="ofa-mbv3", width=-1, resolution=224, device="d", fingerprint="", runtime="r", runtime_version="", spec_key=""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -12,10 +13,26 @@ from farm.registry import DeviceRecord, JobRecord, Registry
 from farm.scheduler import Task
 from farm.worker import DeviceWorker
 
-__all__ = ["NAMESPACE", "REGISTRY_NAME", "DeviceActor", "RegistryActor", "device_actor_name", "device_resource", "kind_resource"]
+__all__ = [
+    "DEVICE_ACTOR_CALL_RETRIES",
+    "DEVICE_ACTOR_RESTARTS",
+    "NAMESPACE",
+    "REGISTRY_NAME",
+    "DeviceActor",
+    "RegistryActor",
+    "device_actor_name",
+    "device_resource",
+    "kind_resource",
+]
 
 NAMESPACE = "nag-farm"
 REGISTRY_NAME = "device-registry"
+
+# A device actor whose process dies (a crash, the OOM killer, a kill by hand) is started again by Ray, up to
+# this many times, and the call it was running is sent again once (a measurement is safe to repeat: only the
+# driver commits results). Beyond that the actor is gone and the scheduler moves its work to a peer.
+DEVICE_ACTOR_RESTARTS = 3
+DEVICE_ACTOR_CALL_RETRIES = 1
 
 
 def device_resource(device_id: str) -> str:
@@ -43,6 +60,10 @@ class DeviceActor:
 
     def node(self) -> str:
         return str(ray.get_runtime_context().get_node_id())
+
+    def pid(self) -> int:
+        """The actor's process id on its node (for operators, and the fault tests that kill it)."""
+        return os.getpid()
 
     def measure(self, task: Task, spec: MeasurementSpec) -> dict[str, Any]:
         return self._worker.measure(task, spec)

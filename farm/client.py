@@ -10,7 +10,6 @@ process (the one writer) as it arrives, so a killed driver loses nothing and a r
 from __future__ import annotations
 
 import itertools
-import os
 import socket
 import time
 import uuid
@@ -20,11 +19,22 @@ from typing import Any
 import ray
 
 from agents import AgentsConfig, DeviceInfo, Measurement, MeasurementSpec, load_config, probe_all
-from farm.actors import NAMESPACE, REGISTRY_NAME, DeviceActor, RegistryActor, device_actor_name, device_resource, kind_resource
+from farm.actors import (
+    DEVICE_ACTOR_CALL_RETRIES,
+    DEVICE_ACTOR_RESTARTS,
+    NAMESPACE,
+    REGISTRY_NAME,
+    DeviceActor,
+    RegistryActor,
+    device_actor_name,
+    device_resource,
+    kind_resource,
+)
 from farm.errors import FarmError
 from farm.executors import outcome_of
 from farm.registry import DeviceRecord, JobRecord
 from farm.scheduler import DeviceSlot, JobReport, Outcome, Scheduler, Task
+from nag.ray_session import init_ray
 
 __all__ = ["Farm", "FarmError", "RayExecutor", "join_cluster", "start_device_actors"]
 
@@ -52,10 +62,18 @@ class RayExecutor:
         ticket = self._refs.pop(ready[0])
         try:
             return ticket, Outcome(result=ray.get(ready[0]))
-        except (ray.exceptions.ActorDiedError, ray.exceptions.ActorUnavailableError) as exc:
-            return ticket, Outcome(error=f"device actor gone: {exc}", device_lost=True)
+        except ray.exceptions.ActorUnavailableError as exc:  # restarting after a crash: the device may come back
+            return ticket, Outcome(error=f"device actor restarting: {_first_line(exc)}", transient=True)
+        except ray.exceptions.ActorDiedError as exc:  # restarts spent, or killed for good
+            return ticket, Outcome(error=f"device actor gone: {_first_line(exc)}", device_lost=True)
         except ray.exceptions.RayTaskError as exc:
             return ticket, outcome_of(exc.cause if exc.cause is not None else exc)
+
+
+def _first_line(exc: BaseException) -> str:
+    """Ray's actor errors run to many lines; registries and messages keep the first."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _record(info: dict[str, Any], name: str, node: str) -> DeviceRecord:
@@ -71,6 +89,8 @@ def start_device_actors(
     """One actor per device, placed on the node offering the device's resource, registered in the registry.
 
     The actors are detached: they live as long as their node (or until killed), not as long as this driver.
+    A device actor whose process dies is restarted by Ray (``DEVICE_ACTOR_RESTARTS`` times) and its call
+    in flight is sent again, so a crash mid-build costs one measurement's time, not the build.
     """
     registry = RegistryActor.options(  # type: ignore[attr-defined]
         name=REGISTRY_NAME, namespace=NAMESPACE, get_if_exists=True, lifetime="detached"
@@ -80,7 +100,12 @@ def start_device_actors(
         name = device_actor_name(device.device_id)
         resources = {device_resource(device.device_id): 1}
         actor = DeviceActor.options(  # type: ignore[attr-defined]
-            name=name, namespace=NAMESPACE, resources=resources, lifetime="detached"
+            name=name,
+            namespace=NAMESPACE,
+            resources=resources,
+            lifetime="detached",
+            max_restarts=DEVICE_ACTOR_RESTARTS,
+            max_task_retries=DEVICE_ACTOR_CALL_RETRIES,
         ).remote(device.kind, device.device_id, config, cache_dir)
         info, node = ray.get([actor.info.remote(), actor.node.remote()])
         record = _record(info, name, node)
@@ -109,11 +134,8 @@ def join_cluster(address: str) -> None:
     Raises :class:`FarmError` when nothing answers there.
     """
     _check_reachable(address)
-    init: dict[str, Any] = {"address": address, "namespace": NAMESPACE, "log_to_driver": False}
-    if os.environ.get("NAG_RAY_NODE_IP"):
-        init["_node_ip_address"] = os.environ["NAG_RAY_NODE_IP"]
     try:
-        ray.init(**init)
+        init_ray(address, namespace=NAMESPACE)
     except ConnectionError as exc:
         raise FarmError(f"cannot reach a Ray cluster at {address!r}: {exc}; is 'ray start --head' running there?") from exc
 
@@ -137,23 +159,15 @@ class Farm:
     ) -> Farm:
         """Start Ray here with this machine's devices (of ``kinds``) as resources, and their actors.
 
-        The node address comes from ``$NAG_RAY_NODE_IP`` when set (tests use 127.0.0.2 to stay on loopback).
+        The node address is loopback: ``$NAG_RAY_NODE_IP`` when set, else 127.0.0.2 (:mod:`nag.ray_session`).
         """
         config = config or load_config()
         devices = probe_all(config, kinds=list(kinds) if kinds else None).devices
         resources: dict[str, float] = {device_resource(d.device_id): 1 for d in devices}
         for device in devices:
             resources[kind_resource(device.kind)] = resources.get(kind_resource(device.kind), 0) + 1
-        init: dict[str, Any] = {
-            "address": "local",  # always a new Ray of its own, never a cluster that happens to run on this machine
-            "namespace": NAMESPACE,
-            "resources": resources,
-            "include_dashboard": False,
-            "log_to_driver": False,
-        }
-        if os.environ.get("NAG_RAY_NODE_IP"):
-            init["_node_ip_address"] = os.environ["NAG_RAY_NODE_IP"]
-        ray.init(**init)
+        # "local": always a new Ray of its own, never a cluster that happens to run on this machine
+        init_ray("local", namespace=NAMESPACE, resources=resources, include_dashboard=False)
         start_device_actors(devices, config, cache_dir=cache_dir)
         return cls(started_ray=True)
 
@@ -186,8 +200,7 @@ class Farm:
                 state, detail = ("ok", "") if health["ok"] else ("unreachable", health["detail"])
             except Exception as exc:  # a dead node or actor: report it, keep going
                 state, detail = "unreachable", f"{type(exc).__name__}: {exc}"
-            if record.health != "quarantined" or state != "ok":
-                ray.get(self._registry.set_health.remote(record.device_id, state, detail))
+            ray.get(self._registry.set_health.remote(record.device_id, state, detail))  # keeps a quarantine's reason
         return self.devices()
 
     def status(self) -> dict[str, Any]:

@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from farm.errors import CalibrationError, MissingBlockError, TableAmbiguousError, TableNotFoundError
+from farm.errors import CalibrationError, InvalidEntryError, MissingBlockError, TableAmbiguousError, TableNotFoundError
 from farm.ofa_lut import OFA_RUNTIME
 from farm.store import Row, Store, TableKey
 from nag.errors import SettingError
@@ -199,6 +199,20 @@ def network_latencies(store: Store, table: TableKey, *, statistic: Statistic = "
     return {row.item: _row_value(row, statistic) for row in store.rows(table, "network")}
 
 
+def _refuse_bad_values(table: TableKey, path: Path, rows: Sequence[Row], values: Mapping[str, float]) -> None:
+    """A block worth 0 ms, a negative one or a NaN would make every sum silently wrong: refuse the table."""
+    for row in rows:
+        value = values[row.item]
+        if math.isfinite(value) and value > 0 and math.isfinite(row.std_ms) and row.std_ms >= 0 and row.count >= 1:
+            continue
+        raise InvalidEntryError(
+            f"table {table.label()} in {path} holds block {row.item!r} with latency {value!r} ms, std {row.std_ms!r} ms, "
+            f"count {row.count!r}: a block's latency must be a positive, finite number of ms measured at least once; "
+            f"'nag table check --db {path}' checks the store, and deleting the table and rebuilding it (or importing a "
+            "corrected OFA file) replaces the values"
+        )
+
+
 class LutPredictor:
     """Latency of architectures from a block table (see the module docstring).
 
@@ -224,6 +238,7 @@ class LutPredictor:
         self._statistic: Statistic = "median" if statistic == "median" and all(r.median_ms is not None for r in rows) else "mean"
         factor = MEDIAN_SE_FACTOR if self._statistic == "median" else 1.0
         self._values = {r.item: _row_value(r, self._statistic) for r in rows}
+        _refuse_bad_values(table, store.path, rows, self._values)
         self._std_errors = {r.item: factor * r.std_ms / math.sqrt(r.count) for r in rows}
         stored = store.get_calibration(table) if use_calibration else None
         self._calibration = Calibration.from_dict(stored) if stored is not None else None

@@ -14,6 +14,7 @@ from typing import Any
 __all__ = ["DeviceRecord", "JobRecord", "Registry"]
 
 HEALTH_STATES = ("ok", "quarantined", "unreachable")
+_CHECK_NOTE = "; since then, health check: "
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,12 @@ class Registry:
         if record is None:
             return
         seen = self._clock() if health == "ok" else record.last_seen
+        if record.health == "quarantined" and health != "quarantined":
+            # Only registering the device again ('nag agent start') lifts a quarantine; later health checks
+            # keep its reason and add what they found.
+            reason = record.detail.split(_CHECK_NOTE)[0]
+            detail = reason if health == "ok" else f"{reason}{_CHECK_NOTE}{health}: {detail}"
+            health = "quarantined"
         self._devices[device_id] = replace(record, health=health, detail=detail, last_seen=seen)
 
     def devices(self, kind: str | None = None) -> list[DeviceRecord]:

@@ -16,7 +16,7 @@ PACKAGES = ("nag", "farm", "agents")
 
 # Lowest first. A unit may import units of its own layer or any layer below.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("nag.errors", "nag.registry", "nag.__init__"),  # the base: errors, the one class loader
+    ("nag.errors", "nag.registry", "nag.ray_session", "nag.__init__"),  # the base: errors, the class loader, Ray drivers
     ("agents",),  # device-side measurement: runtimes, agent kinds (imports nothing of ours above the base)
     ("nag.space",),  # search spaces, blocks, model export
     ("nag.data", "nag.latency", "nag.accuracy"),  # tables, latency predictors, accuracy sources
@@ -53,7 +53,9 @@ def _imports() -> set[tuple[str, str]]:
                 names = (
                     [a.name for a in node.names]
                     if isinstance(node, ast.Import)
-                    else [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else []
+                    else [node.module]
+                    if isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+                    else []
                 )
                 for name in names:
                     if name.split(".")[0] in PACKAGES and _unit(name) != importer:

@@ -147,11 +147,9 @@ def _start(args: argparse.Namespace) -> int:
     import ray
 
     from farm.client import start_device_actors
+    from nag.ray_session import init_ray
 
-    init: dict[str, Any] = {"address": args.address, "namespace": "nag-farm", "log_to_driver": False}
-    if args.node_ip_address:
-        init["_node_ip_address"] = args.node_ip_address
-    ray.init(**init)
+    init_ray(args.address, namespace="nag-farm", **({"_node_ip_address": args.node_ip_address} if args.node_ip_address else {}))
     try:
         records = start_device_actors(report.devices, config)
     finally:

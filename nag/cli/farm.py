@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from nag.cli._common import print_json, print_table
+from nag.cli._shipping import choose_files, stage
 
 __all__ = ["register"]
 
@@ -25,7 +28,18 @@ def register(subparsers: Any) -> None:
     submit.add_argument(
         "--address", required=True, help="the job API, e.g. http://127.0.0.1:8265 (through 'ray dashboard' / SSH)"
     )
-    submit.add_argument("--working-dir", default=".", help="folder uploaded with the job (default: the current one)")
+    submit.add_argument(
+        "--working-dir", default=".", help="the project folder whose files ship with the job (default: the current one)"
+    )
+    submit.add_argument(
+        "--include",
+        nargs="+",
+        default=(),
+        metavar="PATTERN",
+        help="ship exactly the files matching these patterns (relative to the working dir) instead of git's "
+        "project files less secrets and databases",
+    )
+    submit.add_argument("--dry-run", action="store_true", help="list the files that would ship, submit nothing")
     submit.add_argument("--no-wait", action="store_true", help="print the job id and return without streaming logs")
     submit.add_argument("command", nargs=argparse.REMAINDER, help="-- then the nag subcommand and its arguments")
     submit.set_defaults(handler=_submit)
@@ -71,6 +85,21 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _submit_job(client: Any, entrypoint: str, runtime_env: dict[str, Any], *, wait_s: float = 60.0) -> str:
+    """Submit, waiting out a head whose job agent is still starting ("No available agent", Ray's HTTP 500)."""
+    from nag.errors import NagError
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return str(client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env))
+        except RuntimeError as exc:
+            if "No available agent" in str(exc) and time.monotonic() < deadline:
+                time.sleep(2.0)
+                continue
+            raise NagError(f"the Ray job API refused the job: {' '.join(str(exc).split())[:400]}") from exc
+
+
 def _submit(args: argparse.Namespace) -> int:
     from nag.errors import NagError
 
@@ -79,6 +108,11 @@ def _submit(args: argparse.Namespace) -> int:
         raise NagError(
             "nag submit needs the command to run after '--', e.g. nag submit --address http://127.0.0.1:8265 -- farm status"
         )
+    shipment = choose_files(args.working_dir, args.include)
+    print(shipment.summary(), file=sys.stderr)
+    if args.dry_run:
+        print("\n".join(shipment.files))
+        return 0
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     try:
@@ -86,11 +120,9 @@ def _submit(args: argparse.Namespace) -> int:
     except Exception as exc:  # ray raises ConnectionError or RuntimeError variants
         raise NagError(f"cannot reach the Ray job API at {args.address}: {exc}") from exc
     entrypoint = shlex.join(["nag", *command])
-    runtime_env = {
-        "working_dir": args.working_dir,
-        "excludes": [".git", "*.onnx", "*.tflite", "*.pt2", "nag-demo", "__pycache__"],
-    }
-    job_id = client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env)
+    with tempfile.TemporaryDirectory(prefix="nag-submit-") as staging:  # Ray packs and uploads it during submit_job
+        runtime_env = {"working_dir": str(stage(shipment, Path(staging) / "project"))}
+        job_id = _submit_job(client, entrypoint, runtime_env)
     print(f"submitted {job_id}: {entrypoint}", file=sys.stderr)
     if args.no_wait:
         print(job_id)

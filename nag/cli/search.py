@@ -269,9 +269,9 @@ def _run(args: argparse.Namespace, config: Any, table: Any, accuracy: Any, tune_
     from nag.search.rundir import load_run
 
     if args.ray_address and args.rollout_workers:
-        import ray
+        from nag.ray_session import init_ray
 
-        ray.init(address=args.ray_address, log_to_driver=False)
+        init_ray(args.ray_address)
     out = run_search(
         out=args.out,
         table=table,

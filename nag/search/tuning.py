@@ -42,7 +42,7 @@ class TuneOptions:
     entropy_weights: tuple[float, ...] = (1e-3,)  # lambda values to try
     ray_address: str | None = None  # a running cluster ("auto", "ray://host:10001", "host:6379"); None: start a local Ray
     cpus_per_trial: float = 1.0  # Ray CPUs each trial holds (its torch uses one thread per CPU)
-    node_ip: str = "127.0.0.1"  # the local Ray's node address (loopback keeps all traffic on this machine)
+    node_ip: str | None = None  # the local Ray's node address; None: nag.ray_session.local_node_ip() (loopback)
     num_cpus: int | None = None  # CPUs of a local Ray (None: all)
 
 
@@ -91,10 +91,12 @@ def run_tune_trials(prepared: PreparedData, config: SearchConfig, options: TuneO
         raise MissingDependencyError('Ray Tune trials need ray: pip install "ray[tune]" (or run without --tune)') from None
     started_here = not ray.is_initialized()
     if started_here:
+        from nag.ray_session import init_ray
+
         if options.ray_address:
-            ray.init(address=options.ray_address, log_to_driver=False)
+            init_ray(options.ray_address)
         else:
-            ray.init(num_cpus=options.num_cpus, include_dashboard=False, _node_ip_address=options.node_ip, log_to_driver=False)
+            init_ray("local", num_cpus=options.num_cpus, include_dashboard=False, **_node_ip(options.node_ip))
     try:
         trainable = tune.with_resources(
             tune.with_parameters(_trainable, prepared=prepared, config=config.to_dict()), {"cpu": options.cpus_per_trial}
@@ -122,3 +124,7 @@ def default_storage(out: Path) -> Path:
     folder = out / "tune"
     os.makedirs(folder, exist_ok=True)
     return folder
+
+
+def _node_ip(node_ip: str | None) -> dict[str, str]:
+    return {"_node_ip_address": node_ip} if node_ip else {}

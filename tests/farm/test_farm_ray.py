@@ -6,6 +6,7 @@ Ray runs on 127.0.0.2 (loopback) with authentication disabled for the test clust
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,6 +85,31 @@ def test_killed_device_actor_loses_and_duplicates_nothing(
     assert status["jobs"][0]["done"] == 12 and status["jobs"][0]["state"] == "done"
 
 
+def test_device_actor_process_killed_mid_build_is_restarted_and_the_build_completes(tmp_path: Path, model_cache: Path) -> None:
+    """The only device's actor process is SIGKILLed mid-build: Ray restarts it, the call in flight runs again,
+    and every entry is measured once, by the same device, with nothing quarantined."""
+    tasks = _tasks(10)
+    device = StandinDevice(serial="phone-solo", root=tmp_path / "solo")
+    killed: list[int] = []
+    with AdbStandinServer([device]) as server, Store(tmp_path / "tables.db") as store, _farm(server, model_cache) as farm:
+        actor = ray.get_actor("device-adb-litert:phone-solo", namespace=NAMESPACE)
+        first_pid = ray.get(actor.pid.remote())
+
+        def kill_process(report: JobReport) -> None:
+            if report.done >= 3 and not killed:
+                os.kill(first_pid, signal.SIGKILL)
+                killed.append(first_pid)
+
+        report = measure_tasks(farm, store, tasks, kind="adb-litert", spec=SPEC, description="test", on_progress=kill_process)
+        rows = store.rows(store.tables(device="adb-litert")[0], "block")
+        second_pid = ray.get(actor.pid.remote())
+        health = {d["device_id"]: d["health"] for d in farm.status()["devices"]}
+    assert killed and second_pid != first_pid  # a new process, started by Ray
+    assert report.failed == [] and report.quarantined == [] and report.done == 10
+    assert sorted(r.item for r in rows) == sorted(t.item for t in tasks)  # every entry once, none lost
+    assert health == {"adb-litert:phone-solo": "ok"}
+
+
 def test_failing_phone_is_quarantined_and_its_work_goes_elsewhere(
     phones: tuple[AdbStandinServer, dict[str, StandinDevice]], tmp_path: Path, model_cache: Path
 ) -> None:
@@ -99,6 +125,24 @@ def test_failing_phone_is_quarantined_and_its_work_goes_elsewhere(
     assert report.quarantined == ["adb-litert:phone-c"] and report.failed == [] and report.done == 8
     assert "adb-litert:phone-c" not in {r.device_id for r in rows} and len(rows) == 8
     assert rerun.skipped == 8 and rerun.done == 0  # resumable: nothing measured twice
+
+
+def test_phone_unplugged_mid_measurement_is_quarantined_with_its_reason_in_farm_status(
+    phones: tuple[AdbStandinServer, dict[str, StandinDevice]], tmp_path: Path, model_cache: Path
+) -> None:
+    server, devices = phones
+    devices["phone-a"].fault = "vanish"  # benchmark_model starts, then the phone drops off the bus
+    tasks = _tasks(6)
+    with Store(tmp_path / "tables.db") as store, _farm(server, model_cache) as farm:
+        report = measure_tasks(farm, store, tasks, kind="adb-litert", spec=SPEC, description="test")
+        rows = store.rows(store.tables(device="adb-litert")[0], "block")
+        status = {d["device_id"]: d for d in farm.status()["devices"]}  # what 'nag farm status' prints
+    assert report.failed == [] and report.done == 6 and report.quarantined == ["adb-litert:phone-a"]
+    assert sorted(r.item for r in rows) == sorted(t.item for t in tasks)
+    unplugged = status["adb-litert:phone-a"]
+    assert unplugged["health"] == "quarantined" and "lost ADB connection to phone-a" in unplugged["detail"]
+    assert "health check" in unplugged["detail"]  # the later check found it gone, and the first reason stayed
+    assert status["adb-litert:phone-b"]["health"] == "ok"
 
 
 def test_no_device_of_the_kind_is_a_clear_error(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import yaml
 
 from farm.errors import (
     CalibrationError,
+    InvalidEntryError,
     MissingBlockError,
     TableAmbiguousError,
     TableConflictError,
@@ -174,6 +175,25 @@ def test_predictor_sums_blocks_with_standard_errors(tmp_path: Path, space: OFAMo
         mean_predictor = LutPredictor(store, table, statistic="mean")
         expected = sum(rows[b.key].mean_ms for b in space.blocks(space.parse(PNAG_80_MOBILE), width=1.2, resolution=224))
         assert mean_predictor.predict_ms([PNAG_80_MOBILE])[0] == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.5])  # (SQLite stores a NaN as NULL, which the schema refuses)
+def test_predictor_refuses_a_table_holding_a_block_of_no_positive_latency(
+    tmp_path: Path, space: OFAMobileNetV3Space, bad: float
+) -> None:
+    """A store edited by hand or written by an older version: one block's value is 0 or negative, which would
+    make every sum through it silently wrong."""
+    import sqlite3
+
+    with Store(tmp_path / "t.db") as store:
+        table = _measured_table(store, space)
+        victim = store.rows(table, "block")[7].item
+    with sqlite3.connect(tmp_path / "t.db") as conn:
+        conn.execute("UPDATE entries SET mean_ms = ?, median_ms = ? WHERE item = ?", (bad, bad, victim))
+    with Store(tmp_path / "t.db") as store, pytest.raises(InvalidEntryError) as caught:
+        LutPredictor(store, table)
+    message = str(caught.value)
+    assert victim in message and "positive, finite" in message and "nag table check --db" in message
 
 
 def test_missing_block_names_the_key_and_the_fix(tmp_path: Path, space: OFAMobileNetV3Space) -> None:

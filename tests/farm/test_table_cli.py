@@ -70,11 +70,18 @@ def test_build_killed_and_resumed_then_validate_predict_and_exchange(tmp_path: P
     before = _rows(db)
     assert 8 <= before < 96, "the driver should have been killed midway"
 
-    resumed = nag(tmp_path, *build)
+    # The resumed build loses its only device's actor process midway: Ray restarts it and the build completes.
+    resumed, killed = _run_killing_the_device_actor(tmp_path, build, db, after_rows=before + 4)
+    assert killed, "the device actor should have been killed midway"
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     measured = int(resumed.stdout.split(" measured")[0].split()[-1])
     assert measured == 96 - before and f"{before} already in" in resumed.stdout  # nothing finished was measured again
+    assert "0 failed" in resumed.stdout and "quarantined" not in resumed.stderr
     assert _rows(db) == 96
+    # Ray's own account of the dead worker goes to its log file, never to stdout (which holds our one summary line)
+    assert resumed.stdout.strip().count("\n") == 0 and "raylet" not in resumed.stdout, resumed.stdout
+    ray_log = tmp_path / "cache" / "logs" / "ray-driver.log"
+    assert "worker died" in ray_log.read_text().lower() and str(ray_log) in resumed.stderr
 
     validated = nag(
         tmp_path,
@@ -118,6 +125,37 @@ def test_build_killed_and_resumed_then_validate_predict_and_exchange(tmp_path: P
     assert again.returncode == 0, again.stderr
     uncalibrated_sum = sum(v["mean"] for k, v in lut.items() if k in _keys(TINY))
     assert json.loads(again.stdout)[0]["latency_ms"] == pytest.approx(uncalibrated_sum, rel=1e-3)
+
+
+def _descendants(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of every process below ``pid``, from ``ps``."""
+    table = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,args="], capture_output=True, text=True, check=True).stdout
+    rows = [line.split(None, 2) for line in table.splitlines() if line.strip()]
+    found, below = True, {pid}
+    while found:
+        found = False
+        for child, parent, *_ in rows:
+            if int(parent) in below and int(child) not in below:
+                below.add(int(child))
+                found = True
+    return [(int(r[0]), r[2] if len(r) > 2 else "") for r in rows if int(r[0]) in below and int(r[0]) != pid]
+
+
+def _run_killing_the_device_actor(
+    tmp_path: Path, argv: list[str], db: Path, *, after_rows: int
+) -> tuple[subprocess.CompletedProcess[str], bool]:
+    """Run ``nag ARGV``; once the store holds ``after_rows`` entries, SIGKILL the device actor's process."""
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "nag", *argv], env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 600
+    while _rows(db) < after_rows and time.monotonic() < deadline and driver.poll() is None:
+        time.sleep(0.3)
+    actors = [pid for pid, command in _descendants(driver.pid) if "DeviceActor" in command]
+    for pid in actors:
+        os.kill(pid, signal.SIGKILL)
+    out, err = driver.communicate(timeout=900)
+    return subprocess.CompletedProcess(driver.args, driver.returncode, out, err), bool(actors)
 
 
 def _keys(arch: str) -> set[str]:

@@ -111,7 +111,9 @@ def _eval(args: argparse.Namespace) -> int:
         import ray
 
         if not ray.is_initialized():
-            ray.init(address=args.address)
+            from nag.ray_session import init_ray
+
+            init_ray(args.address)
             started = True
     try:
         results = evaluate(args.checkpoint, archs, _data_spec(args), out=args.out, settings=settings, use_ray=use_ray,

@@ -229,7 +229,9 @@ def _evaluate_on_ray(
 
     started = not ray.is_initialized()
     if started:
-        ray.init()
+        from nag.ray_session import init_ray
+
+        init_ray(os.environ.get("RAY_ADDRESS"))  # a cluster named the usual way, else a Ray of this machine
     try:
         gpu = settings.device.startswith("cuda")
         capacity = ray.cluster_resources().get("GPU" if gpu else "CPU", 1)

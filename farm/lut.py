@@ -363,6 +363,7 @@ def select_table(
     store: Store, *, device: str, space: str, resolution: int, width: float | None = None, fingerprint: str | None = None
 ) -> TableKey:
     """The one table of ``device`` at the setting (and ``fingerprint``, when given); typed errors list the others."""
+    get_space(space).resolve_setting(width=width, resolution=resolution, num_classes=None)  # a typed error, not SQLite's
     tables = [
         t for t in store.tables(device=device, space=space, resolution=resolution, width=width)
         if fingerprint is None or t.fingerprint == fingerprint

@@ -127,7 +127,14 @@ def read_ofa_yaml(path: str | Path) -> dict[str, Summary]:
 
 
 def _finite(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    """A real number a float can hold: not a bool, NaN, an infinity, or an integer too large for a float (YAML
+    reads 400 digits as an int, which ``math.isfinite`` cannot even convert)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def infer_width(space_name: str, keys: Iterable[str], *, resolution: int, widths: Sequence[float] = DEFAULT_WIDTHS) -> float:

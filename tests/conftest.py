@@ -20,3 +20,19 @@ def space() -> OFAMobileNetV3Space:
     found = get_space("ofa-mbv3")
     assert isinstance(found, OFAMobileNetV3Space)
     return found
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fuzz suite's tally (tests/fuzz.py), when it ran: cases by target and outcome."""
+    import sys
+
+    fuzz = sys.modules.get("tests.fuzz")
+    if fuzz is None or not fuzz.TALLY:
+        return
+    tally = fuzz.TALLY
+    targets = sorted({target for target, _ in tally})
+    total = sum(tally[(t, "tried")] for t in targets)
+    terminalreporter.write_sep("-", f"fuzz: {total} cases")
+    for target in targets:
+        outcomes = ", ".join(f"{outcome}: {n}" for (t, outcome), n in sorted(tally.items()) if t == target and outcome != "tried")
+        terminalreporter.write_line(f"{target}: {tally[(target, 'tried')]} cases ({outcomes})")

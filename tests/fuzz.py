@@ -22,7 +22,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, settings
 
-__all__ = ["FUZZ", "TALLY", "CaseHang", "Result", "bounded", "check_numbers", "run_case"]
+__all__ = ["FUZZ", "TALLY", "CaseHang", "Result", "bounded", "check_numbers", "fuzz", "run_case"]
 
 # Fixed examples in CI (derandomized, so a red run is reproducible); NAG_FUZZ_RANDOM=1 explores new ones.
 FUZZ = settings(
@@ -33,6 +33,13 @@ FUZZ = settings(
         HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large, HealthCheck.filter_too_much,
     ],
 )  # fmt: skip
+
+
+
+def fuzz(cases: int) -> settings:
+    """The suite's settings with ``cases`` generated examples."""
+    return settings(FUZZ, max_examples=cases)
+
 
 TALLY: Counter[tuple[str, str]] = Counter()  # (target, outcome) -> cases
 

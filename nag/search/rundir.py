@@ -20,18 +20,19 @@ that stored a module path for the farm's predictor still load; any other name is
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
-import pickle
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from nag.data import atomic_write_bytes
-from nag.errors import NagError, SettingError
+from nag.errors import NagError, SettingError, show_value
 from nag.latency import LatencyPredictor
 from nag.registry import load_target
 from nag.search.budgets import BudgetSet
@@ -106,7 +107,7 @@ def save_run(out: str | os.PathLike[str], model: SearchModel, metrics: dict[str,
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise RunDirError(f"cannot read {path}: {exc}; the run directory is damaged, run 'nag search' again") from None
 
 
@@ -121,7 +122,7 @@ def _load_latency(value: Any) -> LatencyPredictor:
     cls = load_target(LATENCY_KINDS[name], what="latency predictor")
     try:
         predictor: LatencyPredictor = cls.from_dict(value)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
         raise RunDirError(
             f"latency.json holds a damaged {name} predictor ({type(exc).__name__}: {exc}); run 'nag search' again"
         ) from None
@@ -132,7 +133,7 @@ def _load_state(module: torch.nn.Module, path: Path) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         module.load_state_dict(state)
-    except (OSError, RuntimeError, KeyError, EOFError, pickle.UnpicklingError) as exc:
+    except Exception as exc:  # a damaged archive makes torch.load raise almost anything: name the file
         raise RunDirError(
             f"cannot load {path}: {exc}; the run directory does not match this version, run 'nag search' again"
         ) from None
@@ -147,19 +148,39 @@ def load_run(run_dir: str | os.PathLike[str]) -> tuple[SearchModel, dict[str, An
         what = "does not exist" if not run.exists() else "is not a complete run directory (no manifest.json)"
         raise RunDirError(f"{str(run)!r} {what}; create one with 'nag search ... --out {run}'")
     manifest = _read_json(manifest_path)
-    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
         raise RunDirError(
-            f"{run}: format {manifest.get('format')!r} version {manifest.get('version')!r}; this nag reads {FORMAT} v{VERSION}"
+            f"{run}: format {show_value(manifest.get('format') if isinstance(manifest, dict) else manifest)} version "
+            f"{show_value(manifest.get('version') if isinstance(manifest, dict) else None)}; this nag reads {FORMAT} v{VERSION}"
         )
-    stored = _read_json(run / "config.json")
-    config = SearchConfig.from_dict(stored["config"])
-    space = get_space(stored["space"])
-    layout = StagedLayout.for_space(space)
-    budgets = BudgetSet.from_dict(_read_json(run / "budgets.json"))
-    evaluator, generator = new_evaluator(layout, config, seed=0), new_generator(layout, config, seed=0)
-    surrogate = new_surrogate(layout, config, seed=0)
+    with _reading(run / "config.json"):
+        stored = _read_json(run / "config.json")
+        config = SearchConfig.from_dict(stored["config"])
+        space = get_space(stored["space"])
+        layout = StagedLayout.for_space(space)
+        evaluator, generator = new_evaluator(layout, config, seed=0), new_generator(layout, config, seed=0)
+        surrogate = new_surrogate(layout, config, seed=0)
+    with _reading(run / "budgets.json"):
+        budgets = BudgetSet.from_dict(_read_json(run / "budgets.json"))
     for module, name in ((evaluator, "evaluator.pt"), (generator, "generator.pt"), (surrogate, "surrogate.pt")):
         _load_state(module, run / name)
     latency = _load_latency(_read_json(run / "latency.json"))
     model = SearchModel(space, layout, budgets, evaluator, generator, surrogate, latency, config)
-    return model, _read_json(run / "metrics.json")
+    metrics = _read_json(run / "metrics.json")
+    if not isinstance(metrics, dict):
+        raise RunDirError(f"{run / 'metrics.json'} holds {show_value(metrics)}, not an object; run 'nag search' again")
+    return model, metrics
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn what a damaged file makes the readers raise (a missing key, a wrong type, a bad value) into one
+    :class:`RunDirError` naming the file; the readers' own typed errors pass unchanged."""
+    try:
+        yield
+    except NagError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, RuntimeError) as exc:
+        raise RunDirError(
+            f"{path} is damaged ({type(exc).__name__}: {show_value(str(exc), 200)}); run 'nag search' again"
+        ) from None

@@ -160,5 +160,22 @@ def _farm_without_devices(tmp_path: Path) -> Farm:
     return Farm.local(kinds=["ort-cpu"], config=AgentsConfig(adb=None), cache_dir=str(tmp_path / "cache"))
 
 
+def test_a_local_farm_stays_on_loopback_without_being_told(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No $NAG_RAY_NODE_IP: the local farm's Ray still advertises a loopback node address, and every TCP
+    connection its processes hold is loopback to loopback (``ss -tnp``)."""
+    import subprocess
+
+    monkeypatch.delenv("NAG_RAY_NODE_IP")
+    with _farm_without_devices(tmp_path):
+        (node,) = ray.nodes()
+        connections = subprocess.run(["ss", "-tnpH"], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert node["NodeManagerAddress"] == "127.0.0.2"
+    ours = [line for line in connections if any(name in line for name in ("raylet", "gcs_server", "ray::", "python"))]
+    assert ours, "the farm's processes should hold connections"
+    for line in ours:
+        local, peer = line.split()[3:5]  # state, recv-q, send-q, local, peer
+        assert local.startswith(("127.", "[::1]", "[::ffff:127.")) and peer.startswith(("127.", "[::1]", "[::ffff:127.")), line
+
+
 def test_env_is_loopback() -> None:
     assert os.environ["NAG_RAY_NODE_IP"] == "127.0.0.2"

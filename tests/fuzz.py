@@ -35,7 +35,6 @@ FUZZ = settings(
 )  # fmt: skip
 
 
-
 def fuzz(cases: int) -> settings:
     """The suite's settings with ``cases`` generated examples."""
     return settings(FUZZ, max_examples=cases)

@@ -18,6 +18,7 @@ same graph as the torch export it replaces.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -38,8 +39,9 @@ GRAPH_VERSION = 1  # bump whenever the emitted graph changes: it keys the export
 
 
 class _Graph:
-    """A model being built: nodes and initializers written straight into its ``ModelProto`` (no copies of
-    the weights beyond the one into the message), with fresh tensor names."""
+    """A model being built: nodes and initializers written straight into its ``ModelProto`` (the weights
+    are not copied again into a graph and then a model, as ``onnx.helper.make_graph``/``make_model`` would),
+    with fresh tensor names."""
 
     def __init__(self, weights: dict[str, np.ndarray]) -> None:
         import onnx
@@ -85,10 +87,12 @@ class _Graph:
         return self.node("ReduceMean", [x, self._hw_axes], hint, output, keepdims=1)
 
     def param(self, name: str) -> np.ndarray:
+        """A weight by name, as float32 (no copy when it is already)."""
         try:
-            return self.weights[name]
+            value = self.weights[name]
         except KeyError:
             raise ExportError(f"weights lack parameter {name!r}; build them with nag.space.weights.seeded_weights") from None
+        return np.asarray(value, dtype=np.float32)
 
 
 def _folded(graph: _Graph, conv: Conv) -> tuple[np.ndarray, np.ndarray | None]:
@@ -153,6 +157,12 @@ def build_onnx(specs: Block | Sequence[Block], weights: dict[str, np.ndarray]) -
     blocks = list(specs) if isinstance(specs, Sequence) else [specs]
     if not blocks:
         raise ExportError("cannot build a network of no blocks")
+    for before, after in itertools.pairwise(blocks):
+        if tuple(before.output_shape_nchw) != tuple(after.input_shape_nchw):
+            raise ExportError(
+                f"block {after.key!r} takes {after.input_shape_nchw} (NCHW), but the block before it, "
+                f"{before.key!r}, gives {before.output_shape_nchw}; a network's blocks must chain"
+            )
     graph = _Graph(weights)
     units = layout(specs)
     x = "input"

@@ -172,6 +172,14 @@ def test_weight_names_must_fit_the_module(space: OFAMobileNetV3Space) -> None:
         build_onnx(block, {k: v for k, v in weights.items() if "point_linear" not in k})
 
 
+def test_blocks_that_do_not_chain_are_refused(space: OFAMobileNetV3Space, tmp_path: Path) -> None:
+    blocks = space.blocks(space.parse(PNAG_80_MOBILE), resolution=160)
+    broken = blocks[:2] + blocks[3:]  # drops a strided block: the next one expects another shape
+    with pytest.raises(ExportError, match="a network's blocks must chain"):
+        export_blocks(broken, fmt="onnx", out=tmp_path / "broken.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_direct_export_runs_without_torch(space: OFAMobileNetV3Space, tmp_path: Path) -> None:
     """With torch unimportable, a direct export still writes a checked file (checker, shapes) that runs."""
     script = (

@@ -337,5 +337,9 @@ def cached_export(
     """
     target = cache_path(specs, fmt=fmt, cache_dir=cache_dir, seed=seed, exporter=exporter)
     if not target.exists():
-        export_blocks(specs, fmt=fmt, out=target, seed=seed, exporter=exporter)
+        try:
+            export_blocks(specs, fmt=fmt, out=target, seed=seed, exporter=exporter)
+        except BaseException:
+            target.unlink(missing_ok=True)  # a file that failed its check must not be served from the cache
+            raise
     return target

@@ -3,9 +3,10 @@
     python benchmarks/prefetch_exports.py [--blocks 24] [--networks 4] [--resolution 224]
 
 A device actor exports each model it lacks just before measuring it, one at a time. For a farm on this
-machine, ``farm.tables.prefetch_exports`` exports them first in one process per CPU. Both runs start from
-an empty cache and export the same models (the first ``--blocks`` blocks of ofa-mbv3 and ``--networks``
-random whole networks); the baseline is the serial run (one process) of the same invocation.
+machine, ``farm.tables.prefetch_exports`` can export them first in one process per CPU. Both runs start
+from an empty cache and export the same models (the first ``--blocks`` blocks of ofa-mbv3 and ``--networks``
+random whole networks) with the default ONNX exporter; the baseline is the serial run (in this process,
+as ``processes=1`` runs it) of the same invocation.
 """
 
 from __future__ import annotations

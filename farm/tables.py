@@ -59,23 +59,35 @@ def prefetch_exports(
     tasks: Sequence[Task], *, kind: str, cache_dir: str | None = None, processes: int | None = None,
     on_done: Callable[[int], None] | None = None,
 ) -> int:  # fmt: skip
-    """Export the models of ``tasks`` into the model cache beforehand, ``processes`` at a time (default: one
-    per CPU); returns how many were missing. For a farm on this machine only (its device actors read the same
-    cache), where exporting dominates a table build and a device measures one model at a time. Run it before,
-    not during, measurements: it keeps every core busy. ``on_done(n)`` reports progress.
+    """Export the models of ``tasks`` into the model cache beforehand, ``processes`` at a time; returns how
+    many were missing. For a farm on this machine only (its device actors read the same cache), where
+    exporting dominates a table build and a device measures one model at a time. Run it before, not during,
+    measurements: it keeps every core busy. ``on_done(n)`` reports progress.
+
+    ``processes`` defaults to one per CPU for torch's exporters (a second or more a model) and to 1 for the
+    direct ONNX exporter (milliseconds a model; starting another interpreter would cost more than it saves).
+    With one process the exports run in this one.
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     from agents import agent_class
     from farm.worker import task_blocks
-    from nag.space.export import cache_path
+    from nag.space.export import cache_path, resolve_exporter
 
     fmt = agent_class(kind).model_formats[0].lstrip(".")
     missing = [t for t in dict.fromkeys(tasks) if not cache_path(task_blocks(t), fmt=fmt, cache_dir=cache_dir).exists()]
     if not missing:
         return 0
-    workers = max(1, min(len(missing), processes or os.cpu_count() or 1))
+    if processes is None:
+        processes = 1 if resolve_exporter(fmt) == "direct" else (os.cpu_count() or 1)
+    workers = max(1, min(len(missing), processes))
+    if workers == 1:
+        for done, task in enumerate(missing, start=1):
+            _export_one(task, fmt, cache_dir)
+            if on_done is not None:
+                on_done(done)
+        return len(missing)
     context = multiprocessing.get_context("spawn")  # no fork of a process that runs Ray and torch threads
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = [pool.submit(_export_one, task, fmt, cache_dir) for task in missing]

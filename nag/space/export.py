@@ -1,17 +1,27 @@
 """Export networks and single blocks to ONNX, ``.tflite`` (LiteRT) and ``.pt2`` (torch.export, for GPUs),
 and check the exported files.
 
-ONNX uses torch's dynamo exporter (needs ``onnxscript``); ``.tflite`` uses ``litert-torch``, an optional
-extra (``pip install 'nag-farm[litert]'``). Files are written to a temporary name beside the target and
-moved into place, so a crash never leaves a half-written model under the final name.
+Two exporters (:data:`EXPORTERS`), chosen per call with ``exporter=``:
 
-Every exported file can be checked against the torch module it came from: :func:`verify_export` runs it
-in ONNX Runtime or the LiteRT interpreter and compares outputs.
+- ``"direct"`` (the default for ONNX): the graph is built from the block specs with the ``onnx`` package
+  (:mod:`nag.space.onnx_graph`), without torch, in milliseconds. ONNX only.
+- ``"torch"`` (the reference, and the only one for ``.tflite`` and ``.pt2``): the torch module of the specs
+  is exported with torch's dynamo exporter (needs ``onnxscript``), ``litert-torch`` for ``.tflite`` (an
+  optional extra, ``pip install 'nag-farm[litert]'``), or ``torch.export``. :func:`export_model` exports a
+  given torch module (trained weights, say) this way.
+
+Both give a block spec and seed the same weights (:func:`nag.space.weights.seeded_weights`). Files are
+written to a temporary name beside the target and moved into place, so a crash never leaves a half-written
+model under the final name.
+
+Every exported file can be checked against the torch module of the same weights: :func:`verify_export` runs
+it in ONNX Runtime or the LiteRT interpreter and compares outputs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import tempfile
@@ -28,17 +38,20 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "EXPORTERS",
     "FORMATS",
     "ExportResult",
     "cache_path",
     "cached_export",
     "export_blocks",
     "export_model",
+    "resolve_exporter",
     "run_exported",
     "verify_export",
 ]
 
 FORMATS = ("onnx", "tflite", "pt2")
+EXPORTERS = ("direct", "torch")  # direct: ONNX built from the block specs; torch: torch's exporters (every format)
 
 
 @contextlib.contextmanager
@@ -125,7 +138,9 @@ _EXPORTERS: dict[str, Callable[[Any, Any, Path], None]] = {"onnx": _export_onnx,
 
 
 def export_model(module: torch.nn.Module, example: torch.Tensor, *, fmt: str, out: str | os.PathLike[str]) -> Path:
-    """Export ``module`` traced on ``example`` (NCHW) to ``out`` in format ``fmt`` ('onnx', 'tflite' or 'pt2')."""
+    """Export ``module`` traced on ``example`` (NCHW) to ``out`` in format ``fmt`` ('onnx', 'tflite' or 'pt2')
+    with torch's exporters: the path for any module and its own weights (the direct exporter knows only
+    block specs and seeded weights)."""
     if fmt not in _EXPORTERS:
         raise UnknownNameError(f"unknown export format {fmt!r}; valid formats: {', '.join(FORMATS)}")
     target = Path(out)
@@ -190,50 +205,141 @@ def verify_export(
 class ExportResult:
     path: Path
     fmt: str  # "onnx", "tflite" or "pt2"
-    max_abs_error: float | None  # largest |exported - torch| on a random input; None when not verified
+    max_abs_error: float | None  # largest |exported - torch| on a random input; None when not compared with torch
+    exporter: str = "torch"  # "direct" or "torch" (see EXPORTERS)
+
+
+def resolve_exporter(fmt: str, exporter: str | None = None) -> str:
+    """The exporter that writes ``fmt``: ``exporter`` when it can, else the default (``direct`` for ONNX)."""
+    if fmt not in FORMATS:
+        raise UnknownNameError(f"unknown export format {fmt!r}; valid formats: {', '.join(FORMATS)}")
+    if exporter is None:
+        return "direct" if fmt == "onnx" else "torch"
+    if exporter not in EXPORTERS:
+        raise UnknownNameError(f"unknown exporter {exporter!r}; valid exporters: {', '.join(EXPORTERS)}")
+    if exporter == "direct" and fmt != "onnx":
+        raise UnknownNameError(f"the direct exporter writes ONNX only, not {fmt}; use exporter 'torch' for {fmt}")
+    return exporter
+
+
+def _export_direct(specs: Block | Sequence[Block], *, seed: int, out: Path) -> Path:
+    """Write the directly built ONNX graph of ``specs`` to ``out`` (atomically)."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError as exc:
+        raise MissingDependencyError("direct ONNX export needs the onnx package: pip install onnx") from exc
+    from nag.space.onnx_graph import onnx_model
+
+    data = onnx_model(specs, seed=seed).SerializeToString()
+    with _atomic_target(out) as tmp:
+        tmp.write_bytes(data)
+    return out
+
+
+def _check_direct(path: Path, specs: Block | Sequence[Block], seed: int) -> float | None:
+    """Compare a direct export with torch's module of the same weights where torch is installed (the max abs
+    error); else run the ONNX checker with shape inference and check the output shape (None)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is not None:
+        from nag.space.models import example_input, seeded_module
+
+        return verify_export(path, seeded_module(specs, seed=seed), example_input(specs, seed=seed))
+    import onnx
+
+    blocks = [specs] if not isinstance(specs, Sequence) else list(specs)
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"{path}: the ONNX checker rejects the direct export: {exc}") from exc
+    dims = onnx.load(str(path), load_external_data=False).graph.output[0].type.tensor_type.shape.dim
+    shape = tuple(d.dim_value for d in dims)
+    if shape != tuple(blocks[-1].output_shape_nchw):
+        raise ExportError(f"{path}: output shape {shape} differs from the block specs' {blocks[-1].output_shape_nchw}")
+    return None
 
 
 def export_blocks(
-    specs: Block | Sequence[Block], *, fmt: str, out: str | os.PathLike[str], seed: int = 0, verify: bool = True
-) -> ExportResult:
+    specs: Block | Sequence[Block], *, fmt: str, out: str | os.PathLike[str], seed: int = 0, verify: bool = True,
+    exporter: str | None = None,
+) -> ExportResult:  # fmt: skip
     """Export one block, or a whole network given as its block list, with seeded random weights.
 
-    With ``verify`` (the default) the file is run once in its runtime and compared with torch.
+    ``exporter``: ``"direct"`` (ONNX built from the specs; the default for ONNX) or ``"torch"`` (torch's
+    exporters; the default, and the only one, for ``.tflite`` and ``.pt2``). With ``verify`` (the default)
+    the file is run once in its runtime and compared with torch's module of the same weights; a direct
+    export on a machine without torch is checked by the ONNX checker instead (``max_abs_error`` None).
     """
+    exporter = resolve_exporter(fmt, exporter)
+    if exporter == "direct":
+        path = _export_direct(specs, seed=seed, out=Path(out))
+        error = _check_direct(path, specs, seed) if verify else None
+        return ExportResult(path=path, fmt=fmt, max_abs_error=error, exporter=exporter)
     from nag.space.models import example_input, seeded_module
 
     module = seeded_module(specs, seed=seed)
     example = example_input(specs, seed=seed)
     path = export_model(module, example, fmt=fmt, out=out)
     error = verify_export(path, module, example) if verify else None
-    return ExportResult(path=path, fmt=fmt, max_abs_error=error)
+    return ExportResult(path=path, fmt=fmt, max_abs_error=error, exporter=exporter)
 
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("NAG_CACHE_DIR", "~/.cache/nag")).expanduser() / "models"
 
 
+@functools.cache
+def _exporter_identity(exporter: str) -> str:
+    """What an exported file depends on besides the specs: the exporter, its version and the weights' version."""
+    from nag.space.weights import WEIGHTS_VERSION
+
+    if exporter == "direct":
+        from nag.space.onnx_graph import GRAPH_VERSION, OPSET
+
+        return f"direct-{GRAPH_VERSION}-opset{OPSET}-weights{WEIGHTS_VERSION}"
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        torch_version = version("torch")
+    except PackageNotFoundError:
+        torch_version = "missing"  # the export itself will say what to install
+    return f"torch-{torch_version}-weights{WEIGHTS_VERSION}"
+
+
 def cache_path(
-    specs: Block | Sequence[Block], *, fmt: str, cache_dir: str | os.PathLike[str] | None = None, seed: int = 0
-) -> Path:
-    """Where :func:`cached_export` keeps these block specs' file: named by a hash of the block keys, the
-    format and the weight seed."""
+    specs: Block | Sequence[Block], *, fmt: str, cache_dir: str | os.PathLike[str] | None = None, seed: int = 0,
+    exporter: str | None = None,
+) -> Path:  # fmt: skip
+    """Where :func:`cached_export` keeps these block specs' file, ``<digest>-<exporter>.<fmt>``.
+
+    The digest covers the content: every field of every block spec (not just the table keys), the format,
+    the weight seed, and the exporter's identity (its name and version, the version of the seeded weights),
+    so files of the two exporters never mix and a changed exporter never serves a stale file.
+    """
     import hashlib
 
+    exporter = resolve_exporter(fmt, exporter)
     blocks = [specs] if not isinstance(specs, Sequence) else list(specs)
-    digest = hashlib.sha256("|".join([fmt, str(seed), *(b.key for b in blocks)]).encode()).hexdigest()[:20]
-    return (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / f"{digest}.{fmt}"
+    content = "|".join([fmt, str(seed), _exporter_identity(exporter), *(repr(b) for b in blocks)])
+    digest = hashlib.sha256(content.encode()).hexdigest()[:20]
+    return (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / f"{digest}-{exporter}.{fmt}"
 
 
 def cached_export(
-    specs: Block | Sequence[Block], *, fmt: str, cache_dir: str | os.PathLike[str] | None = None, seed: int = 0
-) -> Path:
+    specs: Block | Sequence[Block], *, fmt: str, cache_dir: str | os.PathLike[str] | None = None, seed: int = 0,
+    exporter: str | None = None,
+) -> Path:  # fmt: skip
     """The exported file for these block specs, exported (and verified) only when the cache lacks it.
 
-    The file is named by a hash of the block keys, the format and the weight seed, so the same network or
-    block at the same setting is exported once per machine.
+    The file is named by :func:`cache_path` (a digest of the specs' content, the format, the weight seed and
+    the exporter), so the same network or block at the same setting is exported once per machine and
+    exporter. ``exporter`` as :func:`export_blocks` takes it (``direct`` for ONNX by default).
     """
-    target = cache_path(specs, fmt=fmt, cache_dir=cache_dir, seed=seed)
+    target = cache_path(specs, fmt=fmt, cache_dir=cache_dir, seed=seed, exporter=exporter)
     if not target.exists():
-        export_blocks(specs, fmt=fmt, out=target, seed=seed)
+        try:
+            export_blocks(specs, fmt=fmt, out=target, seed=seed, exporter=exporter)
+        except BaseException:
+            target.unlink(missing_ok=True)  # a file that failed its check must not be served from the cache
+            raise
     return target

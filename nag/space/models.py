@@ -2,29 +2,32 @@
 
 Module and parameter names follow Once-for-All's standalone MobileNetV3 (``first_conv.conv.weight``,
 ``blocks.3.mobile_inverted_conv.depth_conv.se.fc.reduce.weight``, ``classifier.linear.weight``, ...), so a
-subnet's weights can be moved between this project and OFA checkpoints by name.
+subnet's weights can be moved between this project and OFA checkpoints by name. The same names are listed,
+without torch, by :func:`nag.space.weights.layout`; :func:`load_weights` puts numpy weights in by name.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
+from nag.errors import ExportError
 from nag.space.blocks import Activation, Block, ConvBlock, LinearBlock, MBConvBlock, PoolBlock
+from nag.space.weights import block_prefixes, seeded_weights
 
-__all__ = ["BlockNetwork", "activation", "build_block", "build_network", "example_input", "seeded_module"]
-
-# Where each top-level block lives in a network, by the block's table-key prefix (OFA's attribute names).
-_ROLE_BY_NAME = {
-    "Conv": "first_conv",
-    "Conv_1": "final_expand_layer",
-    "AvgPool2D": "global_avg_pool",
-    "Conv_2": "feature_mix_layer",
-    "Logits": "classifier",
-}
+__all__ = [
+    "BlockNetwork",
+    "activation",
+    "build_block",
+    "build_network",
+    "example_input",
+    "load_weights",
+    "seeded_module",
+]
 
 
 def activation(act: Activation) -> nn.Module:
@@ -160,16 +163,13 @@ class BlockNetwork(nn.Module):
         self.specs = tuple(specs)
         self.blocks = nn.ModuleList()
         self._order: list[str] = []
-        for spec in self.specs:
+        for spec, prefix in zip(self.specs, block_prefixes(self.specs), strict=True):
+            name = prefix.removesuffix(".")
             if isinstance(spec, MBConvBlock):
-                self._order.append(f"blocks.{len(self.blocks)}")
                 self.blocks.append(build_block(spec))
-                continue
-            role = _ROLE_BY_NAME.get(spec.name)
-            if role is None or hasattr(self, role):
-                raise ValueError(f"block {spec.key!r} has no place in a MobileNet-style network")
-            self.add_module(role, build_block(spec))
-            self._order.append(role)
+            else:
+                self.add_module(name, build_block(spec))
+            self._order.append(name)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for name in self._order:
@@ -189,22 +189,33 @@ def example_input(spec: Block | Sequence[Block], *, seed: int = 0) -> torch.Tens
     return torch.randn(first.input_shape_nchw, generator=generator)
 
 
-def seeded_module(specs: Block | Sequence[Block], *, seed: int = 0) -> nn.Module:
-    """A block's or a network's module with reproducible random weights and batch-norm statistics.
+def load_weights(module: nn.Module, weights: Mapping[str, np.ndarray]) -> nn.Module:
+    """Copy numpy ``weights`` into ``module`` by parameter and buffer name; every name must match.
 
-    Latency does not depend on the weights, but export checks do: batch-norm layers left at their initial
-    statistics are nearly identities, which would hide a wrongly converted normalisation.
+    Batch norms' ``num_batches_tracked`` counters (unused in eval mode) are left as they are.
     """
-    torch.manual_seed(seed)
+    state = module.state_dict()
+    expected = {name for name in state if not name.endswith("num_batches_tracked")}
+    missing, unexpected = sorted(expected - set(weights)), sorted(set(weights) - expected)
+    if missing or unexpected:
+        raise ExportError(
+            f"weights do not fit the module: missing {missing[:4]}{'...' if len(missing) > 4 else ''}, "
+            f"unexpected {unexpected[:4]}{'...' if len(unexpected) > 4 else ''}"
+        )
+    for name, value in weights.items():
+        if tuple(value.shape) != tuple(state[name].shape):
+            raise ExportError(f"weight {name!r} has shape {tuple(value.shape)}; the module needs {tuple(state[name].shape)}")
+        state[name] = torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))
+    module.load_state_dict(state, strict=True)
+    return module
+
+
+def seeded_module(specs: Block | Sequence[Block], *, seed: int = 0) -> nn.Module:
+    """A block's or a network's module with the reproducible weights of
+    :func:`nag.space.weights.seeded_weights` (batch-norm statistics included), in eval mode.
+
+    The direct ONNX builder (:mod:`nag.space.onnx_graph`) uses the same weights, so its graph and this
+    module compute the same function for the same seed.
+    """
     module = build_network(specs) if isinstance(specs, Sequence) else build_block(specs)
-    generator = torch.Generator().manual_seed(seed)
-    for layer in module.modules():
-        if isinstance(layer, nn.BatchNorm2d):
-            channels = layer.num_features
-            assert layer.running_mean is not None and layer.running_var is not None  # track_running_stats is on
-            with torch.no_grad():
-                layer.running_mean.copy_(0.1 * torch.randn(channels, generator=generator))
-                layer.running_var.copy_(0.5 + torch.rand(channels, generator=generator))
-                layer.weight.copy_(0.5 + torch.rand(channels, generator=generator))
-                layer.bias.copy_(0.1 * torch.randn(channels, generator=generator))
-    return module.eval()
+    return load_weights(module, seeded_weights(specs, seed=seed)).eval()

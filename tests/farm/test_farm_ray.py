@@ -58,7 +58,7 @@ def _tasks(n: int) -> list:
 
 
 def test_killed_device_actor_loses_and_duplicates_nothing(
-    phones: tuple[AdbStandinServer, dict[str, StandinDevice]], tmp_path: Path
+    phones: tuple[AdbStandinServer, dict[str, StandinDevice]], tmp_path: Path, model_cache: Path
 ) -> None:
     server, _ = phones
     tasks = _tasks(12)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from nag.errors import ExportError, UnknownNameError
 from nag.space.blocks import ConvBlock, LinearBlock, MBConvBlock, PoolBlock
-from nag.space.export import export_blocks, export_model, run_exported, verify_export
+from nag.space.export import cache_path, cached_export, export_blocks, export_model, run_exported, verify_export
 from nag.space.models import example_input, seeded_module
 from nag.space.ofa_mbv3 import OFAMobileNetV3Space
 from tests.conftest import PNAG_80_MOBILE
@@ -88,3 +89,40 @@ def test_unknown_format_and_failed_export_leave_no_file(space: OFAMobileNetV3Spa
 def test_run_exported_rejects_unknown_files(tmp_path: Path) -> None:
     with pytest.raises(UnknownNameError, match=r"expected \.onnx, \.tflite or \.pt2"):
         run_exported(tmp_path / "model.pt", np.zeros((1,), dtype=np.float32))
+
+
+def test_direct_and_torch_exports_hold_the_same_model(space: OFAMobileNetV3Space, tmp_path: Path) -> None:
+    blocks = space.blocks(space.parse(PNAG_80_MOBILE), resolution=128)
+    direct = export_blocks(blocks, fmt="onnx", out=tmp_path / "direct.onnx")
+    reference = export_blocks(blocks, fmt="onnx", out=tmp_path / "torch.onnx", exporter="torch")
+    assert (direct.exporter, reference.exporter) == ("direct", "torch")
+    assert direct.max_abs_error is not None and direct.max_abs_error < 1e-4
+    x = np.random.default_rng(1).standard_normal((1, 3, 128, 128)).astype(np.float32)
+    expected = run_exported(reference.path, x)
+    np.testing.assert_allclose(run_exported(direct.path, x), expected, rtol=1e-4, atol=1e-5 * float(np.abs(expected).max()))
+
+
+def test_cache_names_carry_the_exporter_and_the_content(tmp_path: Path) -> None:
+    block = ConvBlock(name="Conv", in_size=32, in_channels=3, out_channels=8, kernel=3, stride=2, act="h_swish")
+    relu = dataclasses.replace(block, act="relu")  # the same table key, another model
+    assert relu.key == block.key
+    paths = {cache_path(b, fmt="onnx", cache_dir=tmp_path, exporter=e) for b in (block, relu) for e in ("direct", "torch")}
+    assert len(paths) == 4
+    assert cache_path(block, fmt="onnx", cache_dir=tmp_path).name.endswith("-direct.onnx")
+    assert cache_path(block, fmt="tflite", cache_dir=tmp_path).name.endswith("-torch.tflite")
+    assert cache_path(block, fmt="onnx", cache_dir=tmp_path, seed=1) != cache_path(block, fmt="onnx", cache_dir=tmp_path)
+    first = cached_export(block, fmt="onnx", cache_dir=tmp_path)
+    stamp = first.stat().st_mtime_ns
+    assert cached_export(block, fmt="onnx", cache_dir=tmp_path) == first and first.stat().st_mtime_ns == stamp
+    by_torch = cached_export(block, fmt="onnx", cache_dir=tmp_path, exporter="torch")
+    assert by_torch.name.endswith("-torch.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first.name, by_torch.name])
+
+
+def test_exporter_choices_are_checked(space: OFAMobileNetV3Space, tmp_path: Path) -> None:
+    block = space.all_blocks(resolution=128)[0]
+    with pytest.raises(UnknownNameError, match="the direct exporter writes ONNX only, not pt2"):
+        export_blocks(block, fmt="pt2", out=tmp_path / "x.pt2", exporter="direct")
+    with pytest.raises(UnknownNameError, match="valid exporters: direct, torch"):
+        cache_path(block, fmt="onnx", exporter="dynamo")
+    assert list(tmp_path.iterdir()) == []

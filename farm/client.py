@@ -140,6 +140,9 @@ def join_cluster(address: str) -> None:
         raise FarmError(f"cannot reach a Ray cluster at {address!r}: {exc}; is 'ray start --head' running there?") from exc
 
 
+_REGISTRY_UPDATE_S = 0.5  # how often a running job's counts reach the registry ('nag farm status')
+
+
 class Farm:
     """A connection to a farm; use as a context manager (it shuts down a local Ray it started)."""
 
@@ -234,10 +237,15 @@ class Farm:
         actors = {device_id: ray.get_actor(r.actor_name, namespace=NAMESPACE) for device_id, r in records.items()}
         job = JobRecord(job_id=uuid.uuid4().hex[:12], description=description, total=len(tasks), started=time.time())
 
+        last_update = [0.0]
+
         def progress(report: JobReport) -> None:
-            self._registry.job_update.remote(
-                JobRecord(**{**job.__dict__, "done": report.done, "skipped": report.skipped, "failed": len(report.failed)})
-            )
+            now = time.monotonic()
+            if now - last_update[0] >= _REGISTRY_UPDATE_S:  # the final state is always sent below
+                last_update[0] = now
+                self._registry.job_update.remote(
+                    JobRecord(**{**job.__dict__, "done": report.done, "skipped": report.skipped, "failed": len(report.failed)})
+                )
             if on_progress is not None:
                 on_progress(report)
 

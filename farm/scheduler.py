@@ -19,11 +19,11 @@ Thread-safety: a :class:`Scheduler` runs one job at a time, from one thread.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["DeviceSlot", "Executor", "JobReport", "Outcome", "Scheduler", "Task", "unique_tasks"]
+__all__ = ["DeviceSlot", "Executor", "JobReport", "Outcome", "Scheduler", "Task"]
 
 
 @dataclass(frozen=True)
@@ -146,13 +146,17 @@ class Scheduler:
             device_id, pending = running.pop(ticket)
             state = states[device_id]
             state.busy = False
-            if outcome.ok:
-                on_result(pending.group, state.slot, pending.task, outcome.result)
-                state.consecutive_failures = 0
-                report.done += 1
-                report.per_device[device_id] = report.per_device.get(device_id, 0) + 1
-            else:
+            if not outcome.ok:
                 self._failed(pending, state, outcome, queues, report, on_quarantine)
+                self._progress(report, on_progress)
+                continue
+            state.consecutive_failures = 0
+            # The device gets its next task before this result is written: it measures while the store
+            # commits. A kill now loses at most what is in flight, as before: this result is not yet counted.
+            self._dispatch(queues, states, running)
+            on_result(pending.group, state.slot, pending.task, outcome.result)
+            report.done += 1
+            report.per_device[device_id] = report.per_device.get(device_id, 0) + 1
             self._progress(report, on_progress)
         return report
 
@@ -228,8 +232,3 @@ class Scheduler:
             if queue and all(s.quarantined for s in states.values() if s.slot.group == group):
                 while queue:
                     report.failed.append((queue.popleft().task, "no healthy device left in its group"))
-
-
-def unique_tasks(tasks: Iterable[Task]) -> list[Task]:
-    """``tasks`` without repeats, in first-seen order."""
-    return list(dict.fromkeys(tasks))

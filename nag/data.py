@@ -33,13 +33,13 @@ import io
 import json
 import math
 import os
-import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from nag.errors import ArchitectureError, MissingDependencyError, NagError, show_value
+from nag.files import atomic_write, atomic_write_bytes  # re-exported: the table writers' callers use them from here
 from nag.space import SearchSpace, get_space
 
 __all__ = [
@@ -388,44 +388,6 @@ def _only_width_key(file: Path, where: str, entry: Mapping[str, Any]) -> str:
             f"{file} {where}: expected one width key besides 'arch' (e.g. 'w1.2'), found {show_value(keys, 120)}; pick one with width_key"
         )
     return str(keys[0])
-
-
-def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object]) -> Path:
-    """Write a file durably: ``write(tmp)`` fills a temporary file beside ``path``, which is fsynced and renamed
-    over ``path``, and the folder is fsynced. A crash leaves the old file or the new one, never a part. The file
-    gets the usual permissions (0666 less the umask). Returns ``path`` as a :class:`Path`.
-    """
-    file = Path(path)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".tmp")
-    os.close(fd)
-    temp = Path(name)
-    try:
-        write(temp)
-        with open(temp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o666 & ~_umask())
-        os.replace(temp, file)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    folder = os.open(file.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
-    return file
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """:func:`atomic_write` of ``data``."""
-    return atomic_write(path, lambda temp: temp.write_bytes(data))
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_csv(

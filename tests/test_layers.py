@@ -16,7 +16,13 @@ PACKAGES = ("nag", "farm", "agents")
 
 # Lowest first. A unit may import units of its own layer or any layer below.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("nag.errors", "nag.registry", "nag.ray_session", "nag.__init__"),  # the base: errors, the class loader, Ray drivers
+    (
+        "nag.errors",
+        "nag.registry",
+        "nag.files",
+        "nag.ray_session",
+        "nag.__init__",
+    ),  # the base: errors, the class loader, Ray drivers
     ("agents",),  # device-side measurement: runtimes, agent kinds (imports nothing of ours above the base)
     ("nag.space",),  # search spaces, blocks, model export
     ("nag.data", "nag.latency", "nag.accuracy"),  # tables, latency predictors, accuracy sources

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nag.errors import ExportError, MissingDependencyError, UnknownNameError
+from nag.files import atomic_write, atomic_write_bytes
 from nag.space.blocks import Block
 
 if TYPE_CHECKING:
@@ -87,20 +88,6 @@ def _captured_output() -> Iterator[io.StringIO]:
             log.write(sink.read().decode(errors="replace"))
 
 
-@contextlib.contextmanager
-def _atomic_target(out: Path) -> Iterator[Path]:
-    """A temporary path beside ``out`` that becomes ``out`` when the block succeeds."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=out.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _export_onnx(module: torch.nn.Module, example: torch.Tensor, out: Path) -> None:
     import torch
 
@@ -144,7 +131,8 @@ def export_model(module: torch.nn.Module, example: torch.Tensor, *, fmt: str, ou
     if fmt not in _EXPORTERS:
         raise UnknownNameError(f"unknown export format {fmt!r}; valid formats: {', '.join(FORMATS)}")
     target = Path(out)
-    with _atomic_target(target) as tmp:
+
+    def write(tmp: Path) -> None:
         log = io.StringIO()
         try:
             with _captured_output() as log:  # converters print progress trees and native logs; keep the CLI's output ours
@@ -157,6 +145,8 @@ def export_model(module: torch.nn.Module, example: torch.Tensor, *, fmt: str, ou
                 f"{fmt} export to {target} failed: {type(exc).__name__}: {exc}"
                 + (f" (exporter output: ...{printed})" if printed else "")
             ) from exc
+
+    atomic_write(target, write, suffix=target.suffix)  # converters choose the format by the extension
     return target
 
 
@@ -230,10 +220,7 @@ def _export_direct(specs: Block | Sequence[Block], *, seed: int, out: Path) -> P
         raise MissingDependencyError("direct ONNX export needs the onnx package: pip install onnx") from exc
     from nag.space.onnx_graph import onnx_model
 
-    data = onnx_model(specs, seed=seed).SerializeToString()
-    with _atomic_target(out) as tmp:
-        tmp.write_bytes(data)
-    return out
+    return atomic_write_bytes(out, onnx_model(specs, seed=seed).SerializeToString())
 
 
 def _check_direct(path: Path, specs: Block | Sequence[Block], seed: int) -> float | None:

@@ -68,6 +68,19 @@ def test_spreads_work_and_writes_each_task_once() -> None:
     assert report.per_device["a"] > 0 and report.per_device["b"] > 0
 
 
+def test_a_device_gets_its_next_task_before_the_result_is_written() -> None:
+    """Pipelining: the store's commit overlaps the device's next measurement (the farm's overhead per task)."""
+    started_when_written: list[int] = []
+    executor = ScriptedExecutor(OK)
+    report = Scheduler(executor, poll_s=0).run(
+        tasks(3),
+        [DeviceSlot("a", "g")],
+        already_done=lambda group, ts: set(),
+        on_result=lambda group, slot, task, result: started_when_written.append(len(executor.calls)),
+    )
+    assert report.done == 3 and started_when_written == [2, 3, 3]  # task 2 started before task 1 was written
+
+
 def test_skips_what_the_table_holds() -> None:
     job = tasks(6)
     report, _written, executor = run(OK, TWO, job, held=set(job[:4]))

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import ClassVar, Protocol
 
 from agents.config import AgentsConfig
-from agents.errors import MeasurementTimeoutError, OutputParseError, UnknownDeviceError, UnsupportedModelError
+from agents.errors import MeasurementTimeoutError, OutputParseError, SpecError, UnknownDeviceError, UnsupportedModelError
 from agents.gating import drift_flags, hottest, wait_until_cool
 from agents.stats import summarize
 from agents.types import DeviceInfo, Health, Measurement, MeasurementSpec, PreparedModel, file_sha256
@@ -58,6 +58,7 @@ class Agent(ABC):
 
     kind: ClassVar[str]  # registry name, e.g. "ort-cpu"
     model_formats: tuple[str, ...]  # accepted model file suffixes, e.g. (".onnx",); an instance may narrow it
+    format_per_device: ClassVar[bool] = False  # True where each device's runtime decides (ssh boards)
     cooldown_poll_s: ClassVar[float] = 0.5
 
     def __init__(self) -> None:
@@ -101,13 +102,33 @@ class Agent(ABC):
         return None
 
     # -- lifecycle -------------------------------------------------------------------------------------
+    # -- the model format: decided here only (worker, prefetch and CLI all ask) ------------------------
+    @property
+    def export_format(self) -> str:
+        """The format this device is sent, as exports name it ('onnx', 'tflite', 'pt2'): its first accepted one."""
+        return self.model_formats[0].lstrip(".")
+
+    @classmethod
+    def kind_export_format(cls) -> str:
+        """The format every device of this kind is sent, known before any device is opened.
+
+        Raises :class:`SpecError` for a kind whose devices differ (ssh boards: each board's runtime decides);
+        ask an open agent's :attr:`export_format` then.
+        """
+        if cls.format_per_device:
+            raise SpecError(
+                f"{cls.kind} devices run different model formats (each board's runtime decides); export for one "
+                "device at a time (its agent's export_format), not for the whole kind"
+            )
+        return cls.model_formats[0].lstrip(".")
+
     def prepare(self, model_path: str | Path) -> PreparedModel:
         """Validate the model file and place it on the device, once per content hash."""
         path = Path(model_path)
         if path.suffix not in self.model_formats:
             raise UnsupportedModelError(
                 f"{self.kind} runs {' or '.join(self.model_formats)} models, not {path.name!r}; "
-                f"export one with 'nag arch export ... --format {self.model_formats[0].lstrip('.')}'"
+                f"export one with 'nag arch export ... --format {self.export_format}'"
             )
         if not path.is_file():
             raise UnsupportedModelError(f"model file {path} does not exist")

@@ -225,6 +225,7 @@ class SshAgent(Agent):
     """A Linux board over SSH. Create with :meth:`open` (connects and checks the host key)."""
 
     kind: ClassVar[str] = "ssh"
+    format_per_device: ClassVar[bool] = True
     model_formats: tuple[str, ...] = (
         ".onnx",
         ".tflite",

@@ -75,7 +75,7 @@ def prefetch_exports(
     from farm.worker import task_blocks
     from nag.space.export import cache_path, resolve_exporter
 
-    fmt = agent_class(kind).model_formats[0].lstrip(".")
+    fmt = agent_class(kind).kind_export_format()
     missing = [t for t in dict.fromkeys(tasks) if not cache_path(task_blocks(t), fmt=fmt, cache_dir=cache_dir).exists()]
     if not missing:
         return 0

@@ -54,7 +54,7 @@ class DeviceWorker:
         """Export (cached), place and measure ``task``; the measurement as ``Measurement.to_dict()``."""
         from nag.space.export import cached_export
 
-        model = cached_export(task_blocks(task), fmt=self._agent.model_formats[0].lstrip("."), cache_dir=self._cache_dir)
+        model = cached_export(task_blocks(task), fmt=self._agent.export_format, cache_dir=self._cache_dir)
         return self._agent.measure(self._agent.prepare(model), spec).to_dict()
 
     def health(self) -> dict[str, Any]:

@@ -92,7 +92,7 @@ def _measure(args: argparse.Namespace) -> int:
         target_rel_ci=args.target_ci, max_runs=max(args.runs, 300), max_temperature_c=args.max_temperature,
     )  # fmt: skip
     with open_agent(args.kind, args.device_id, load_config(args.config)) as agent:
-        model = cached_export(blocks, fmt=agent.model_formats[0].lstrip("."))
+        model = cached_export(blocks, fmt=agent.export_format)
         result = agent.measure(agent.prepare(model), spec)
     data = result.to_dict()
     data["arch"] = space.format(space.parse(args.arch))

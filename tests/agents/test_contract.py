@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from agents import Agent, AgentsConfig, MeasurementSpec, agent_class, available_kinds
-from agents.errors import UnknownDeviceError, UnsupportedModelError
+from agents.errors import SpecError, UnknownDeviceError, UnsupportedModelError
 from nag.space import get_space
 from nag.space.export import cached_export
 
@@ -122,7 +122,17 @@ def agent(kind_env: tuple[str, Environment]) -> Iterator[Agent]:
 
 
 def _format(agent: Agent) -> str:
-    return agent.model_formats[0].lstrip(".")
+    return agent.export_format
+
+
+def test_one_export_format_per_device_and_per_kind_where_it_is_one(agent: Agent) -> None:
+    """The format a device is sent is decided by its agent only (worker, prefetch and CLI ask it)."""
+    assert f".{agent.export_format}" in agent.model_formats and agent.export_format in ("onnx", "tflite", "pt2")
+    if type(agent).format_per_device:
+        with pytest.raises(SpecError, match="run different model formats"):
+            type(agent).kind_export_format()
+    else:
+        assert type(agent).kind_export_format() == agent.export_format
 
 
 def test_describe_is_stable(agent: Agent, kind_env: tuple[str, Environment]) -> None:

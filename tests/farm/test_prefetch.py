@@ -36,6 +36,15 @@ def test_prefetch_names_an_unknown_kind(tmp_path: Path) -> None:
         prefetch_exports(block_tasks("ofa-mbv3", width=1.0, resolutions=[32])[:1], kind="tpu", cache_dir=str(tmp_path))
 
 
+def test_prefetch_refuses_a_kind_whose_devices_differ_in_format(tmp_path: Path) -> None:
+    """ssh boards run ONNX or .tflite by their runtime: exporting for the kind would guess (and once did)."""
+    from agents.errors import SpecError
+
+    with pytest.raises(SpecError, match="ssh devices run different model formats"):
+        prefetch_exports(block_tasks("ofa-mbv3", width=1.0, resolutions=[32])[:1], kind="ssh", cache_dir=str(tmp_path))
+    assert not any(tmp_path.iterdir())
+
+
 def test_validation_archs_are_distinct_and_seeded() -> None:
     first = validation_archs("ofa-mbv3", 20, seed=1)
     assert first == validation_archs("ofa-mbv3", 20, seed=1) and len(set(first)) == len(first)

@@ -113,8 +113,9 @@ def add_data_options(parser: Any) -> None:
         "--accuracy-column", default="accuracy", help="accuracy column, fractions or percent (default: %(default)s)"
     )
     data.add_argument(
-        "--device", default="mobile", choices=("mobile", "cpu", "gpu"), help="PNAG JSON: whose latency (default: %(default)s)"
+        "--platform", default=None, choices=PLATFORMS, help="PNAG JSON: whose latency, mobile, cpu or gpu (default: mobile)"
     )
+    data.add_argument("--device", dest="legacy_platform", default=None, choices=PLATFORMS, help=argparse.SUPPRESS)
     data.add_argument("--width-key", default=None, help="PNAG JSON: the width entry, e.g. w1.2 (default: the only one)")
     data.add_argument("--accuracy", default=None, metavar="SPEC", help=f"label architectures with {ACCURACY_FORMS}")
     data.add_argument("--resolution", type=int, default=224, help="input resolution for ofa-predictor (default: %(default)s)")
@@ -166,6 +167,21 @@ def farm_latency(args: argparse.Namespace) -> Any:
     return predictor
 
 
+PLATFORMS = ("mobile", "cpu", "gpu")
+
+
+def _platform(args: argparse.Namespace) -> str:
+    """--platform; the old spelling --device (before 2026-12, when --kind became the one word for agent kinds)
+    still works, with a note."""
+    from nag.errors import SettingError
+
+    if args.legacy_platform is not None:
+        if args.platform is not None and args.platform != args.legacy_platform:
+            raise SettingError(f"--platform {args.platform} and --device {args.legacy_platform} disagree; give --platform only")
+        print(f"nag: note: '--device {args.legacy_platform}' is now spelled '--platform {args.legacy_platform}'", file=sys.stderr)
+    return str(args.platform or args.legacy_platform or "mobile")
+
+
 def load_arch_table(args: argparse.Namespace, path: str, *, require_accuracy: bool) -> Any:
     from nag.data import load_table
 
@@ -175,7 +191,7 @@ def load_arch_table(args: argparse.Namespace, path: str, *, require_accuracy: bo
         arch_column=args.arch_column,
         latency_column=args.latency_column,
         accuracy_column=args.accuracy_column,
-        device=args.device,
+        device=_platform(args),
         width_key=args.width_key,
         require_accuracy=require_accuracy,
     )

@@ -42,7 +42,9 @@ def register(subparsers: Any) -> None:
 
     exp = commands.add_parser("export-ofa", help="write a device's tables as OFA <res>_lookup_table.yaml files")
     exp.add_argument("--db", required=True)
-    exp.add_argument("--device", required=True)
+    exp.add_argument(
+        "--device", "--kind", dest="device", required=True, help="the tables' device name (the agent kind for measured tables)"
+    )
     exp.add_argument("--out", required=True, help="output folder")
     exp.set_defaults(handler=_export_ofa)
 
@@ -56,7 +58,9 @@ def register(subparsers: Any) -> None:
     predict = commands.add_parser("predict", help="table latency of architectures (sum of their blocks, plus calibration)")
     predict.add_argument("archs", nargs="+", metavar="ARCH", help="canonical strings, or '-' for stdin")
     predict.add_argument("--db", required=True)
-    predict.add_argument("--device", required=True, help="the table's device name (the agent kind for measured tables)")
+    predict.add_argument(
+        "--device", "--kind", dest="device", required=True, help="the table's device name (the agent kind for measured tables)"
+    )
     predict.add_argument("--resolution", type=int, required=True)
     predict.add_argument("--width", type=float, default=None)
     predict.add_argument("--space", default="ofa-mbv3")

@@ -13,6 +13,7 @@ from torch import nn
 
 from nag.data import write_csv
 from nag.search.synthetic import SyntheticProblem
+from tests.cli import one_line_error
 
 SMALL_FLAGS = ["--evaluator-steps", "150", "--generator-iterations", "40", "--quiet"]
 
@@ -194,3 +195,45 @@ def test_a_huge_budget_is_answered_from_the_largest_trained_budget(trained_run: 
     assert result.returncode == 0, result.stderr
     (found,) = json.loads(result.stdout)
     assert found["feasible"] and found["outside_trained_range"] == "above" and found["latency_ms"] < 1e308
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected_ms", "note"),
+    [
+        ([], 79.9, False),
+        (["--platform", "gpu"], 4.0, False),
+        (["--device", "gpu"], 4.0, True),
+        (["--platform", "cpu"], 21.0, False),
+    ],
+)
+def test_pnag_json_platform_flag_and_its_old_spelling(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], expected_ms: float, note: bool
+) -> None:
+    """--platform picks whose latency a PNAG JSON file gives; --device, its spelling before --kind became the one
+    word for agent kinds, still works and says so."""
+    from nag.cli import build_parser
+    from nag.cli.search import load_arch_table
+    from tests.conftest import PNAG_80_MOBILE
+
+    path = tmp_path / "pnag.json"
+    path.write_text(
+        json.dumps(
+            [
+                {
+                    "arch": PNAG_80_MOBILE,
+                    "w1.2": {"top1_acc": 0.78, "mobile_latency": 0.0799, "cpu_latency": 0.021, "gpu_latency": 0.004},
+                }
+            ]
+        )
+    )
+    args = build_parser().parse_args(["search", "--table", str(path), "--out", str(tmp_path / "run"), *flags])
+    table = load_arch_table(args, str(path), require_accuracy=True)
+    assert table.latency_ms == pytest.approx((expected_ms,))
+    assert ("is now spelled '--platform gpu'" in capsys.readouterr().err) is note
+
+
+def test_pnag_json_platform_and_old_spelling_must_agree(tmp_path: Path) -> None:
+    result = nag(
+        "search", "--table", str(tmp_path / "x.json"), "--platform", "cpu", "--device", "gpu", "--out", str(tmp_path / "r")
+    )
+    one_line_error(result, "--platform cpu and --device gpu disagree")

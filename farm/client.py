@@ -1,19 +1,24 @@
 """The driver's view of the farm: connect (or start a local one), list devices, run measurement jobs.
 
 ``Farm.local(...)`` starts Ray on this machine with one device actor per local device (the embedded
-default); ``Farm.connect("HEAD:PORT")`` joins a lab cluster whose devices were registered by
-``nag agent start``. Either way, jobs go through :class:`farm.scheduler.Scheduler` with a
-:class:`RayExecutor`, and every result is committed to the :class:`farm.store.LatencyStore` by this
-process (the one writer) as it arrives, so a killed driver loses nothing and a rerun skips what is done.
+default), or with ``executor="threads"`` runs one thread per local device and no Ray at all;
+``Farm.connect("HEAD:PORT")`` joins a lab cluster whose devices were registered by ``nag agent start``.
+Every way, jobs go through the same :class:`farm.scheduler.Scheduler` (with a :class:`RayExecutor` or a
+:class:`farm.executors.ThreadExecutor`), and every result is committed to the :class:`farm.store.Store`
+by this process (the one writer) as it arrives, so a killed driver loses nothing and a rerun skips what
+is done.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import socket
 import time
 import uuid
 from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import ray
@@ -31,12 +36,14 @@ from farm.actors import (
     kind_resource,
 )
 from farm.errors import FarmError
-from farm.executors import outcome_of
-from farm.registry import DeviceRecord, JobRecord
-from farm.scheduler import DeviceSlot, JobReport, Outcome, Scheduler, Task
+from farm.executors import ThreadExecutor, by_device, outcome_of
+from farm.registry import DeviceRecord, JobRecord, Registry
+from farm.scheduler import DeviceSlot, Executor, JobReport, Outcome, Scheduler, Task
+from farm.worker import DeviceWorker
+from nag.errors import SettingError, show_value
 from nag.ray_session import init_ray
 
-__all__ = ["Farm", "FarmError", "RayExecutor", "join_cluster", "start_device_actors"]
+__all__ = ["EXECUTORS", "Farm", "FarmError", "RayExecutor", "join_cluster", "start_device_actors"]
 
 
 class RayExecutor:
@@ -143,11 +150,10 @@ def join_cluster(address: str) -> None:
 _REGISTRY_UPDATE_S = 0.5  # how often a running job's counts reach the registry ('nag farm status')
 
 
-class Farm:
-    """A connection to a farm; use as a context manager (it shuts down a local Ray it started)."""
+class _RayDevices:
+    """The farm's devices as Ray actors, and its registry as a named actor (a local Ray or a lab cluster)."""
 
-    def __init__(self, *, started_ray: bool) -> None:
-        self._started_ray = started_ray
+    def __init__(self) -> None:
         try:
             self._registry = ray.get_actor(REGISTRY_NAME, namespace=NAMESPACE)
         except ValueError as exc:
@@ -156,16 +162,113 @@ class Farm:
                 "'nag agent start --address HEAD:PORT'"
             ) from exc
 
+    def devices(self, kind: str | None) -> list[DeviceRecord]:
+        return list(ray.get(self._registry.devices.remote(kind)))
+
+    def set_health(self, device_id: str, health: str, detail: str) -> None:
+        ray.get(self._registry.set_health.remote(device_id, health, detail))
+
+    def job_update(self, record: JobRecord, *, wait: bool) -> None:
+        ref = self._registry.job_update.remote(record)
+        if wait:
+            ray.get(ref)
+
+    def jobs(self) -> list[JobRecord]:
+        return list(ray.get(self._registry.jobs.remote()))
+
+    def health(self, record: DeviceRecord, timeout_s: float) -> dict[str, Any]:
+        actor = ray.get_actor(record.actor_name, namespace=NAMESPACE)
+        return dict(ray.get(actor.health.remote(), timeout=timeout_s))
+
+    def executor(self, records: dict[str, DeviceRecord], spec: MeasurementSpec) -> Executor:
+        return RayExecutor({d: ray.get_actor(r.actor_name, namespace=NAMESPACE) for d, r in records.items()}, spec)
+
+    def close(self) -> None:
+        if ray.is_initialized():
+            ray.shutdown()
+
+
+class _ThreadDevices:
+    """This machine's devices as plain workers, one thread each, and a plain registry: no Ray at all.
+
+    For a single machine: nothing to start (Ray takes seconds), nothing to connect to. What Ray adds and
+    this lacks: a device whose runtime crashes takes this process with it (a rerun resumes the table), and
+    no other process sees the registry ('nag farm status' shows a Ray farm's).
+    """
+
+    def __init__(self, devices: Sequence[DeviceInfo], config: AgentsConfig, cache_dir: str | None) -> None:
+        self._registry = Registry()
+        self._workers: dict[str, DeviceWorker] = {}
+        node = socket.gethostname()
+        try:
+            for device in devices:
+                worker = DeviceWorker(device.kind, device.device_id, config, cache_dir=cache_dir)
+                self._workers[device.device_id] = worker
+                self._registry.register(_record(worker.info(), f"thread:{device.device_id}", node))
+        except BaseException:
+            self.close()
+            raise
+
+    def devices(self, kind: str | None) -> list[DeviceRecord]:
+        return self._registry.devices(kind)
+
+    def set_health(self, device_id: str, health: str, detail: str) -> None:
+        self._registry.set_health(device_id, health, detail)
+
+    def job_update(self, record: JobRecord, *, wait: bool) -> None:
+        self._registry.job_update(record)
+
+    def jobs(self) -> list[JobRecord]:
+        return self._registry.jobs()
+
+    def health(self, record: DeviceRecord, timeout_s: float) -> dict[str, Any]:
+        with ThreadPoolExecutor(max_workers=1) as pool:  # a hung device must not hang the status
+            return pool.submit(self._workers[record.device_id].health).result(timeout=timeout_s)
+
+    def executor(self, records: dict[str, DeviceRecord], spec: MeasurementSpec) -> Executor:
+        return ThreadExecutor(by_device(self._workers, spec), list(records))
+
+    def close(self) -> None:
+        for worker in self._workers.values():
+            with contextlib.suppress(Exception):  # closing is best effort; a dead device has nothing to release
+                worker.close()
+        self._workers.clear()
+
+
+EXECUTORS = ("ray", "threads")
+
+
+class Farm:
+    """A connection to a farm; use as a context manager (it shuts down what it started).
+
+    The same scheduler runs either on Ray actors (``Farm.local()``, ``Farm.connect()``: a local Ray or a lab
+    cluster) or on threads over this machine's devices without Ray (``Farm.local(executor="threads")``).
+    """
+
+    def __init__(self, *, started_ray: bool, devices: _RayDevices | _ThreadDevices | None = None) -> None:
+        self._started_ray = started_ray
+        self._devices = devices if devices is not None else _RayDevices()
+
     @classmethod
     def local(
-        cls, *, kinds: Sequence[str] | None = None, config: AgentsConfig | None = None, cache_dir: str | None = None
+        cls,
+        *,
+        kinds: Sequence[str] | None = None,
+        config: AgentsConfig | None = None,
+        cache_dir: str | None = None,
+        executor: str = "ray",
     ) -> Farm:
-        """Start Ray here with this machine's devices (of ``kinds``) as resources, and their actors.
+        """A farm of this machine's devices (of ``kinds``): on a Ray of its own with one actor per device
+        (``executor="ray"``), or on one thread per device without Ray (``executor="threads"``).
 
-        The node address is loopback: ``$NAG_RAY_NODE_IP`` when set, else 127.0.0.2 (:mod:`nag.ray_session`).
+        Ray's node address is loopback: ``$NAG_RAY_NODE_IP`` when set, else 127.0.0.2 (:mod:`nag.ray_session`).
         """
+        if executor not in EXECUTORS:
+            raise SettingError(f"executor must be one of {', '.join(EXECUTORS)}, got {show_value(executor)}")
         config = config or load_config()
         devices = probe_all(config, kinds=list(kinds) if kinds else None).devices
+        if executor == "threads":
+            return cls(started_ray=False, devices=_ThreadDevices(devices, config, cache_dir))
         resources: dict[str, float] = {device_resource(d.device_id): 1 for d in devices}
         for device in devices:
             resources[kind_resource(device.kind)] = resources.get(kind_resource(device.kind), 0) + 1
@@ -187,27 +290,25 @@ class Farm:
         self.close()
 
     def close(self) -> None:
-        if ray.is_initialized():
-            ray.shutdown()
+        self._devices.close()
 
     # -- devices and status ---------------------------------------------------------------------------
     def devices(self, kind: str | None = None) -> list[DeviceRecord]:
-        return list(ray.get(self._registry.devices.remote(kind)))
+        return self._devices.devices(kind)
 
     def refresh_health(self, timeout_s: float = 10.0) -> list[DeviceRecord]:
         """Ask every device for a health check; unreachable ones are marked so."""
         for record in self.devices():
             try:
-                actor = ray.get_actor(record.actor_name, namespace=NAMESPACE)
-                health = ray.get(actor.health.remote(), timeout=timeout_s)
+                health = self._devices.health(record, timeout_s)
                 state, detail = ("ok", "") if health["ok"] else ("unreachable", health["detail"])
-            except Exception as exc:  # a dead node or actor: report it, keep going
+            except Exception as exc:  # a dead node, actor or device: report it, keep going
                 state, detail = "unreachable", f"{type(exc).__name__}: {exc}"
-            ray.get(self._registry.set_health.remote(record.device_id, state, detail))  # keeps a quarantine's reason
+            self._devices.set_health(record.device_id, state, detail)  # keeps a quarantine's reason
         return self.devices()
 
     def status(self) -> dict[str, Any]:
-        jobs = list(ray.get(self._registry.jobs.remote()))
+        jobs = self._devices.jobs()
         return {
             "devices": [r.to_dict() for r in self.refresh_health()],
             "jobs": [j.to_dict() for j in jobs],
@@ -234,47 +335,34 @@ class Farm:
         records = {r.device_id: r for r in self.devices(kind) if r.health != "quarantined"}
         if not records:
             raise FarmError(f"no healthy {kind} device in the farm; 'nag farm status' lists the devices")
-        actors = {device_id: ray.get_actor(r.actor_name, namespace=NAMESPACE) for device_id, r in records.items()}
         job = JobRecord(job_id=uuid.uuid4().hex[:12], description=description, total=len(tasks), started=time.time())
-
         last_update = [0.0]
+
+        def counts(report: JobReport, **extra: Any) -> JobRecord:
+            return replace(job, done=report.done, skipped=report.skipped, failed=len(report.failed), **extra)
 
         def progress(report: JobReport) -> None:
             now = time.monotonic()
             if now - last_update[0] >= _REGISTRY_UPDATE_S:  # the final state is always sent below
                 last_update[0] = now
-                self._registry.job_update.remote(
-                    JobRecord(**{**job.__dict__, "done": report.done, "skipped": report.skipped, "failed": len(report.failed)})
-                )
+                self._devices.job_update(counts(report), wait=False)
             if on_progress is not None:
                 on_progress(report)
 
-        def quarantine(device_id: str, why: str) -> None:
-            ray.get(self._registry.set_health.remote(device_id, "quarantined", why))
-
-        scheduler = Scheduler(RayExecutor(actors, spec), max_attempts=max_attempts, quarantine_after=quarantine_after)
-        report = scheduler.run(
-            tasks,
-            [DeviceSlot(device_id, r.group) for device_id, r in records.items()],
-            already_done=already_done,
-            on_result=lambda group, slot, task, result: on_result(
-                group, records[slot.device_id], task, Measurement.from_dict(result)
-            ),
-            on_progress=progress,
-            on_quarantine=quarantine,
-        )
-        final = "done" if not report.failed else "failed"
-        ray.get(
-            self._registry.job_update.remote(
-                JobRecord(
-                    **{
-                        **job.__dict__,
-                        "done": report.done,
-                        "skipped": report.skipped,
-                        "failed": len(report.failed),
-                        "state": final,
-                    }
-                )
+        executor = self._devices.executor(records, spec)
+        try:
+            report = Scheduler(executor, max_attempts=max_attempts, quarantine_after=quarantine_after).run(
+                tasks,
+                [DeviceSlot(device_id, r.group) for device_id, r in records.items()],
+                already_done=already_done,
+                on_result=lambda group, slot, task, result: on_result(
+                    group, records[slot.device_id], task, Measurement.from_dict(result)
+                ),
+                on_progress=progress,
+                on_quarantine=lambda device_id, why: self._devices.set_health(device_id, "quarantined", why),
             )
-        )
+        finally:
+            if isinstance(executor, ThreadExecutor):
+                executor.close()
+        self._devices.job_update(counts(report, state="done" if not report.failed else "failed"), wait=True)
         return report

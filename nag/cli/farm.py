@@ -21,6 +21,9 @@ def register(subparsers: Any) -> None:
     commands = farm.add_subparsers(dest="farm_command", metavar="COMMAND", required=True)
     status = commands.add_parser("status", help="devices (kind, id, health, last seen) and jobs")
     status.add_argument("--address", default=None, help="Ray cluster address HEAD:PORT (default: a local farm of this machine)")
+    status.add_argument(
+        "--executor", choices=("ray", "threads"), default="ray", help="a local farm on Ray (default) or on threads without Ray"
+    )
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=_status)
 
@@ -45,10 +48,10 @@ def register(subparsers: Any) -> None:
     submit.set_defaults(handler=_submit)
 
 
-def _farm(address: str | None) -> Any:
+def _farm(address: str | None, executor: str) -> Any:
     from farm.client import Farm
 
-    return Farm.connect(address) if address else Farm.local()
+    return Farm.connect(address) if address else Farm.local(executor=executor)
 
 
 def _ago(timestamp: float) -> str:
@@ -59,7 +62,7 @@ def _ago(timestamp: float) -> str:
 
 
 def _status(args: argparse.Namespace) -> int:
-    with _farm(args.address) as farm:
+    with _farm(args.address, args.executor) as farm:
         status = farm.status()
     if args.json:
         print_json(status)

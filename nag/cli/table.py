@@ -81,6 +81,13 @@ def _common(parser: argparse.ArgumentParser, *, resolution_many: bool = False) -
 
 def _farm_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", default=None, help="Ray cluster HEAD:PORT (default: a local farm of this machine's devices)")
+    parser.add_argument(
+        "--executor",
+        choices=("ray", "threads"),
+        default="ray",
+        help="a local farm on a Ray of its own, one actor per device (default; a crashed device actor restarts), "
+        "or on one thread per device without Ray (starts at once)",
+    )
     parser.add_argument("--runs", type=int, default=30, help="timed samples per measurement (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=10, help="warm-up inferences (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=1)
@@ -95,8 +102,11 @@ def _spec(args: argparse.Namespace) -> Any:
 
 def _farm(args: argparse.Namespace) -> Any:
     from farm.client import Farm
+    from nag.errors import SettingError
 
-    return Farm.connect(args.address) if args.address else Farm.local(kinds=[args.kind])
+    if args.address and args.executor != "ray":
+        raise SettingError("--executor threads is for a local farm; a cluster (--address) runs on Ray")
+    return Farm.connect(args.address) if args.address else Farm.local(kinds=[args.kind], executor=args.executor)
 
 
 def _report_failures(report: Any) -> int:

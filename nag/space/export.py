@@ -25,6 +25,7 @@ import functools
 import io
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,12 @@ FORMATS = ("onnx", "tflite", "pt2")
 EXPORTERS = ("direct", "torch")  # direct: ONNX built from the block specs; torch: torch's exporters (every format)
 
 
+# Capturing output swaps file descriptors 1 and 2, which are process-wide, and torch's exporters are not
+# thread-safe: one captured section at a time in a process, whatever threads ask (a farm on threads
+# exports and checks models for every device at once).
+_CAPTURE_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def _captured_output() -> Iterator[io.StringIO]:
     """Silence the exporters' own chatter (Python and native, stdout and stderr) and warnings.
@@ -65,7 +72,7 @@ def _captured_output() -> Iterator[io.StringIO]:
     import warnings
 
     log = io.StringIO()
-    with tempfile.TemporaryFile(mode="w+b") as sink:
+    with _CAPTURE_LOCK, tempfile.TemporaryFile(mode="w+b") as sink:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()

@@ -168,3 +168,18 @@ def _keys(arch: str) -> set[str]:
 def test_predict_errors_are_one_line(tmp_path: Path) -> None:
     result = nag(tmp_path, "table", "predict", "--db", str(tmp_path / "none.db"), "--device", "x", "--resolution", "32", TINY)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_build_on_threads_without_ray(tmp_path: Path) -> None:
+    """The same table build on one thread per device, no Ray started: every block once, then nothing again."""
+    db = tmp_path / "threads.db"
+    build = ["table", "build", "--space", "ofa-mbv3", "--width", "1.2", "--resolution", "32", "--kind", "ort-cpu",
+             "--db", str(db), "--runs", "3", "--warmup", "1", "--executor", "threads"]  # fmt: skip
+    first = nag(tmp_path, *build)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "96 measured, 0 already in" in first.stdout and _rows(db) == 96
+    assert "Started a local Ray" not in first.stderr and not (tmp_path / "cache" / "logs").exists()
+    again = nag(tmp_path, *build)
+    assert again.returncode == 0 and "0 measured, 96 already in" in again.stdout
+    refused = nag(tmp_path, *build, "--address", "127.0.0.2:1")
+    assert refused.returncode == 2 and "--executor threads is for a local farm" in refused.stderr

@@ -13,18 +13,49 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agents import MeasurementSpec
 from farm.errors import CalibrationError
-from farm.lut import LutPredictor, calibrate, fit_calibration, network_latencies
+from farm.lut import Calibration, LutPredictor, calibrate, fit_calibration, network_latencies
 from farm.store import Store, TableKey
-from farm.validation import plot_validation, validate
+from farm.validation import ValidationReport, plot_validation, validate
 
-__all__ = ["cross_fitted_predictions", "cross_validated"]
+__all__ = ["TableValidation", "cross_fitted_predictions", "cross_validated"]
 
 MIN_NETWORKS = 4  # each fold's fit needs at least 3 networks
+
+
+@dataclass(frozen=True)
+class TableValidation:
+    """One table's validation against measured whole networks."""
+
+    table: TableKey
+    figures: ValidationReport  # calibrated and cross-fitted when ``calibration`` is set; else the raw sums'
+    uncalibrated: ValidationReport  # the plain table sums'
+    calibration: Calibration | None  # fitted on all networks and stored with the table; None when none could be
+    calibration_error: str | None = None  # why no calibration could be fitted
+
+    @property
+    def calibrated(self) -> bool:
+        return self.calibration is not None
+
+    @property
+    def group(self) -> tuple[str, str, str]:
+        """The devices whose table this is: (fingerprint, runtime, runtime version), as ``DeviceRecord.group``."""
+        return (self.table.fingerprint, self.table.runtime, self.table.runtime_version)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON (the ``nag table validate --json`` contract): the figures' keys, ``calibrated``, ``calibration``,
+        ``calibration_error`` (only when calibration failed), ``table``, ``uncalibrated``."""
+        head = {**self.figures.to_dict(), "calibrated": self.calibrated, "calibration": None}
+        if self.calibration is not None:
+            head["calibration"] = self.calibration.to_dict()
+        if self.calibration_error is not None:
+            head["calibration_error"] = self.calibration_error
+        return {**head, "table": self.table.to_dict(), "uncalibrated": self.uncalibrated.to_dict()}
 
 
 def cross_fitted_predictions(
@@ -56,7 +87,7 @@ def cross_validated(
     spec: MeasurementSpec,
     archs: Sequence[str],
     plot: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[TableValidation]:
     """One result per table of ``kind`` at the setting (see the module docstring)."""
     from farm.errors import FarmError
 
@@ -70,28 +101,24 @@ def cross_validated(
             continue
         sums = [predictor.table_sum_ms(a) for a in names]
         measured = [measured_all[a] for a in names]
-        uncalibrated = validate(sums, measured).to_dict()
+        uncalibrated = validate(sums, measured)
         try:
             fitted = cross_fitted_predictions(sums, measured, statistic=predictor.statistic)
             calibration = calibrate(store, table, statistic=predictor.statistic, networks=dict(zip(names, measured, strict=True)))
         except CalibrationError as exc:  # e.g. networks too noisy to fit: report the raw sums, say why, store nothing
             store.delete_calibration(table)
-            result = {**uncalibrated, "calibrated": False, "calibration": None, "calibration_error": str(exc)}
+            result = TableValidation(table, uncalibrated, uncalibrated, None, calibration_error=str(exc))
             fitted = sums
         else:
-            result = {**validate(fitted, measured).to_dict(), "calibrated": True, "calibration": calibration.to_dict()}
+            result = TableValidation(table, validate(fitted, measured), uncalibrated, calibration)
         if plot is not None:
             target = Path(plot) if len(tables) == 1 else Path(plot).with_stem(f"{Path(plot).stem}-{table.fingerprint}")
-            how = "calibrated, cross-fitted" if result["calibrated"] else "uncalibrated"
+            how = "calibrated, cross-fitted" if result.calibrated else "uncalibrated"
             plot_validation(fitted, measured, target, title=f"{kind} at {resolution}px: LUT ({how}) vs measured")
-        results.append({**result, "table": _describe(table), "uncalibrated": uncalibrated})
+        results.append(result)
     if not results:
         raise FarmError(
             f"no {kind} table at {resolution}px holds blocks and at least {MIN_NETWORKS} of the validated networks; "
             f"build it first with 'nag table build --kind {kind} --resolution {resolution} ...' (same --runs/--warmup/--threads)"
         )
     return results
-
-
-def _describe(table: TableKey) -> dict[str, Any]:
-    return table.to_dict()

@@ -159,17 +159,22 @@ def _validate(args: argparse.Namespace) -> int:
             plot=args.plot,
         )
     if args.json:
-        print_json(results[0] if len(results) == 1 else results)
+        print_json(results[0].to_dict() if len(results) == 1 else [r.to_dict() for r in results])
     else:
         for result in results:
-            print(f"table {result['table']}")
-            print(
-                f"  n={result['n']}: within 5% {result['within_5pct']:.0%}, within 10% {result['within_10pct']:.0%}, "
-                f"MAPE {result['mape']:.1%}, Kendall tau {result['kendall_tau']:.3f} (calibrated, {min(5, result['n'])}-fold cross-fitted)"
+            figures, raw = result.figures, result.uncalibrated
+            how = (
+                f"calibrated, {min(5, figures.n)}-fold cross-fitted"
+                if result.calibrated
+                else f"uncalibrated: {result.calibration_error}"
             )
-            raw = result["uncalibrated"]
+            print(f"table {result.table.to_dict()}")
             print(
-                f"  uncalibrated sum: within 10% {raw['within_10pct']:.0%}, MAPE {raw['mape']:.1%}, Kendall tau {raw['kendall_tau']:.3f}"
+                f"  n={figures.n}: within 5% {figures.within_5pct:.0%}, within 10% {figures.within_10pct:.0%}, "
+                f"MAPE {figures.mape:.1%}, Kendall tau {figures.kendall_tau:.3f} ({how})"
+            )
+            print(
+                f"  uncalibrated sum: within 10% {raw.within_10pct:.0%}, MAPE {raw.mape:.1%}, Kendall tau {raw.kendall_tau:.3f}"
             )
     return _report_failures(outcome.report)
 

@@ -149,18 +149,18 @@ class DemoRun:
                 archs=outcome.archs, plot=str(self.result.out / "validation.png"),
             )  # fmt: skip
             group = self.farm.devices(c.kind)[0].group  # this machine's (fingerprint, runtime, version)
-            validation = next(r for r in results if _group(r["table"]) == group)
-            table = next(
-                t for t in self.store.tables(device=c.kind, space=SPACE, resolution=c.resolution, width=width)
-                if t.spec_key == self.spec.key() and _group(t.to_dict()) == group
-            )  # fmt: skip
-            self.result.table = {"key": validation["table"], "validation": {k: v for k, v in validation.items() if k != "table"}}
+            validation = next(r for r in results if r.group == group)
+            table = validation.table
+            self.result.table = {
+                "key": table.to_dict(),
+                "validation": {k: v for k, v in validation.to_dict().items() if k != "table"},
+            }
             measured = built.done + outcome.report.done
             info["reused"] = measured == 0
-            how = "calibrated, cross-fitted" if validation["calibrated"] else "uncalibrated"
+            how = "calibrated, cross-fitted" if validation.calibrated else "uncalibrated"
             info["detail"] = (
                 f"{len(blocks)} blocks and {len(outcome.archs)} networks ({measured} measured now); table error on the "
-                f"networks ({how}): MAPE {validation['mape']:.1%}, Kendall tau {_fmt(validation['kendall_tau'])}"
+                f"networks ({how}): MAPE {validation.figures.mape:.1%}, Kendall tau {_fmt(validation.figures.kendall_tau)}"
             )
         return LutPredictor(self.store, table)
 
@@ -257,10 +257,6 @@ class DemoRun:
                 f"{len(generated)} architectures, median {sorted(g['time_ms'] for g in generated)[len(generated) // 2]:.1f} ms "
                 f"per budget; {within}/{len(generated)} within budget as measured"
             )
-
-
-def _group(table: dict[str, Any]) -> tuple[str, str, str]:
-    return (table["fingerprint"], table["runtime"], table["runtime_version"])
 
 
 def _raise_failures(*reports: Any) -> None:

@@ -33,9 +33,13 @@ def test_calibrated_figures_are_cross_fitted(tmp_path: Path) -> None:
     with Store(tmp_path / "t.db") as store:
         table, archs = _table(store, network_latency=lambda i, total: 1.5 + 0.8 * total * (1 + 0.02 * ((i % 3) - 1)))
         (result,) = cross_validated(store, kind="ort-cpu", space="ofa-mbv3", width=1.2, resolution=64, spec=SPEC, archs=archs)
-        assert result["calibrated"] and result["n"] == 12
-        assert result["mape"] < 0.05 < result["uncalibrated"]["mape"]
-        assert store.get_calibration(table) == result["calibration"]
+        assert result.calibrated and result.figures.n == 12 and result.table == table
+        assert result.figures.mape < 0.05 < result.uncalibrated.mape
+        assert result.calibration is not None and store.get_calibration(table) == result.calibration.to_dict()
+        shown = result.to_dict()  # the 'nag table validate --json' contract
+        assert list(shown)[:8] == ["n", "within_5pct", "within_10pct", "mape", "median_ape", "max_ape", "bias", "kendall_tau"]
+        assert list(shown)[8:] == ["calibrated", "calibration", "table", "uncalibrated"]
+        assert shown["calibration"] == result.calibration.to_dict() and shown["uncalibrated"]["mape"] == result.uncalibrated.mape
 
 
 def test_cross_fitting_never_predicts_a_network_with_its_own_fit() -> None:
@@ -50,7 +54,9 @@ def test_unfittable_networks_are_reported_not_crashed(tmp_path: Path) -> None:
     with Store(tmp_path / "t.db") as store:
         table, archs = _table(store, network_latency=lambda i, total: 100.0 / total)  # slower where the table says faster
         (result,) = cross_validated(store, kind="ort-cpu", space="ofa-mbv3", width=1.2, resolution=64, spec=SPEC, archs=archs)
-        assert result["calibrated"] is False and "scale" in result["calibration_error"]
-        assert result["mape"] == result["uncalibrated"]["mape"] and store.get_calibration(table) is None
+        assert result.calibrated is False and result.calibration_error is not None and "scale" in result.calibration_error
+        assert result.figures.mape == result.uncalibrated.mape and store.get_calibration(table) is None
+        shown = result.to_dict()
+        assert shown["calibrated"] is False and shown["calibration"] is None and "scale" in shown["calibration_error"]
         with pytest.raises(FarmError, match="build it first"):
             cross_validated(store, kind="ort-cpu", space="ofa-mbv3", width=1.2, resolution=224, spec=SPEC, archs=archs)

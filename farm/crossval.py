@@ -20,6 +20,7 @@ from typing import Any
 from agents import MeasurementSpec
 from farm.errors import CalibrationError
 from farm.lut import Calibration, LutPredictor, calibrate, fit_calibration, network_latencies
+from farm.registry import DeviceGroup
 from farm.store import Store, TableKey
 from farm.validation import ValidationReport, plot_validation, validate
 
@@ -43,9 +44,9 @@ class TableValidation:
         return self.calibration is not None
 
     @property
-    def group(self) -> tuple[str, str, str]:
-        """The devices whose table this is: (fingerprint, runtime, runtime version), as ``DeviceRecord.group``."""
-        return (self.table.fingerprint, self.table.runtime, self.table.runtime_version)
+    def group(self) -> DeviceGroup:
+        """The devices whose table this is, as ``DeviceRecord.group``."""
+        return DeviceGroup(self.table.fingerprint, self.table.runtime, self.table.runtime_version)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON (the ``nag table validate --json`` contract): the figures' keys, ``calibrated``, ``calibration``,

@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["DeviceRecord", "JobRecord", "Registry"]
+__all__ = ["DeviceGroup", "DeviceRecord", "JobRecord", "Registry"]
 
 HEALTH_STATES = ("ok", "quarantined", "unreachable")
 _CHECK_NOTE = "; since then, health check: "
+
+
+class DeviceGroup(NamedTuple):
+    """Devices that give comparable latencies and fill one table: same fingerprint, runtime and version."""
+
+    fingerprint: str  # the fingerprint's hash, as tables store it
+    runtime: str
+    runtime_version: str
 
 
 @dataclass(frozen=True)
@@ -32,9 +40,9 @@ class DeviceRecord:
     last_seen: float = 0.0  # Unix time of the last successful contact
 
     @property
-    def group(self) -> tuple[str, str, str]:
+    def group(self) -> DeviceGroup:
         """Devices with equal groups give comparable latencies and fill the same table."""
-        return (self.fingerprint_hash, self.runtime, self.runtime_version)
+        return DeviceGroup(self.fingerprint_hash, self.runtime, self.runtime_version)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from agents import Measurement, MeasurementSpec
-from farm.registry import DeviceRecord
+from farm.registry import DeviceGroup, DeviceRecord
 from farm.scheduler import JobReport, Task
 from farm.store import Store, TableKey
 from nag.space import get_space
@@ -31,11 +31,12 @@ __all__ = [
 
 
 def table_key(group: Hashable, task: Task, *, device: str, spec: MeasurementSpec) -> TableKey:
-    """The table a task's result goes to, for a device group ``(fingerprint, runtime, version)``."""
-    fingerprint, runtime, version = cast(tuple[str, str, str], group)
+    """The table a task's result goes to, for a device group (the scheduler's groups are :class:`DeviceGroup`)."""
+    if not isinstance(group, DeviceGroup):
+        raise TypeError(f"a farm job's groups are DeviceGroup, got {type(group).__name__}")
     return TableKey(
-        space=task.space, width=task.width, resolution=task.resolution, device=device, fingerprint=fingerprint,
-        runtime=runtime, runtime_version=version, spec_key=spec.key(),
+        space=task.space, width=task.width, resolution=task.resolution, device=device, fingerprint=group.fingerprint,
+        runtime=group.runtime, runtime_version=group.runtime_version, spec_key=spec.key(),
     )  # fmt: skip
 
 

@@ -43,7 +43,7 @@ from typing import Any, ClassVar, Literal
 from farm.errors import CalibrationError, InvalidEntryError, MissingBlockError, TableAmbiguousError, TableNotFoundError
 from farm.ofa_lut import OFA_RUNTIME
 from farm.store import Row, Store, TableKey
-from nag.errors import SettingError
+from nag.errors import SettingError, show_value
 from nag.space import get_space
 
 __all__ = ["Calibration", "LutPredictor", "Statistic", "calibrate", "fit_calibration", "network_latencies", "select_table"]
@@ -353,6 +353,19 @@ class LutPredictor:
             spread = self._calibration.residual_rel_std * predicted
             results.append((predicted, math.hypot(self._calibration.scale * error, spread)))
         return results
+
+    def predict_interval(self, archs: Sequence[Any], *, level: float = 0.95) -> list[tuple[float, float, float]]:
+        """(latency, low, high) ms of each architecture: an interval holding the latency with probability
+        ``level``, from the standard deviation of :meth:`predict_with_std`, taken on the log scale (a latency is
+        positive and its errors multiplicative), so ``0 < low <= latency <= high`` always."""
+        if not 0 < level < 1:
+            raise SettingError(f"an interval's level must be between 0 and 1, got {show_value(level)}; e.g. 0.95")
+        z = statistics.NormalDist().inv_cdf(0.5 + level / 2)
+        intervals = []
+        for latency, std in self.predict_with_std(archs):
+            spread = z * std / latency
+            intervals.append((latency, latency * math.exp(-spread), latency * math.exp(spread)))
+        return intervals
 
     def predict_ms(self, archs: Sequence[Any]) -> list[float]:
         """Latency in ms of each architecture, in order: the table sum, calibrated when the table has a calibration."""

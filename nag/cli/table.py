@@ -253,17 +253,26 @@ def _predict(args: argparse.Namespace) -> int:
         predictor = LutPredictor(store, table)
         archs = read_arch_args(args.archs)
         estimates = predictor.predict_with_std(archs)
+        intervals = predictor.predict_interval(archs, level=0.95)
         calibrated = predictor.calibration is not None
     rows = [
-        {"arch": arch, "latency_ms": round(ms, 4), "std_ms": round(std, 4), "calibrated": calibrated}
-        for arch, (ms, std) in zip(archs, estimates, strict=True)
-    ]
+        {
+            "arch": arch, "latency_ms": _sig(ms), "std_ms": _sig(std), "low_ms": _sig(low), "high_ms": _sig(high),
+            "calibrated": calibrated,
+        }
+        for arch, (ms, std), (_, low, high) in zip(archs, estimates, intervals, strict=True)
+    ]  # fmt: skip
     if args.json:
         print_json(rows)
     else:
         print_table(
-            ["arch", "latency (ms)", "+-std"],
-            [[r["arch"], f"{r['latency_ms']:.3f}", f"{r['std_ms']:.3f}"] for r in rows],
-            align_right=[False, True, True],
+            ["arch", "latency (ms)", "+-std", "95% interval (ms)"],
+            [[r["arch"], f"{r['latency_ms']:.3f}", f"{r['std_ms']:.3f}", f"{r['low_ms']:.3f}-{r['high_ms']:.3f}"] for r in rows],
+            align_right=[False, True, True, True],
         )
     return 0
+
+
+def _sig(value: float) -> float:
+    """Six significant digits: short to read, and a positive latency never prints as 0."""
+    return float(f"{value:.6g}")

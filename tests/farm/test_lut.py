@@ -177,6 +177,23 @@ def test_predictor_sums_blocks_with_standard_errors(tmp_path: Path, space: OFAMo
         assert mean_predictor.predict_ms([PNAG_80_MOBILE])[0] == pytest.approx(expected, rel=1e-12)
 
 
+def test_prediction_intervals_hold_the_latency_and_widen_with_the_level(tmp_path: Path, space: OFAMobileNetV3Space) -> None:
+    from statistics import NormalDist
+
+    from nag.errors import SettingError
+
+    with Store(tmp_path / "t.db") as store:
+        predictor = LutPredictor(store, _measured_table(store, space))
+    archs = [PNAG_80_MOBILE, *[space.format(a) for a in space.sample_many(4, seed=8)]]
+    narrow, wide = predictor.predict_interval(archs, level=0.5), predictor.predict_interval(archs, level=0.99)
+    for (latency, std), (mid, low, high), (_, low99, high99) in zip(predictor.predict_with_std(archs), narrow, wide, strict=True):
+        assert mid == latency and 0 < low99 < low < latency < high < high99
+        z = NormalDist().inv_cdf(0.995)
+        assert math.log(high99 / latency) == pytest.approx(z * std / latency, rel=1e-9)  # on the log scale
+    with pytest.raises(SettingError, match="level must be between 0 and 1"):
+        predictor.predict_interval(archs, level=1.0)
+
+
 @pytest.mark.parametrize("bad", [0.0, -1.5])  # (SQLite stores a NaN as NULL, which the schema refuses)
 def test_predictor_refuses_a_table_holding_a_block_of_no_positive_latency(
     tmp_path: Path, space: OFAMobileNetV3Space, bad: float

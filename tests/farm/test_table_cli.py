@@ -112,6 +112,7 @@ def test_build_killed_and_resumed_then_validate_predict_and_exchange(tmp_path: P
     assert predicted.returncode == 0, predicted.stderr
     (row,) = json.loads(predicted.stdout)
     assert row["arch"] == TINY and row["latency_ms"] > 0 and row["calibrated"] is report["calibrated"]
+    assert 0 < row["low_ms"] < row["latency_ms"] < row["high_ms"]  # the 95% interval
 
     exported = nag(tmp_path, "table", "export-ofa", "--db", str(db), "--device", "ort-cpu", "--out", str(tmp_path / "lut"))
     assert exported.returncode == 0, exported.stderr

@@ -332,7 +332,6 @@ _REOPEN = (
     "arch_column",
     "latency_column",
     "accuracy_column",
-    "device",
     "width_key",
     "data",
     "data_resolution",
@@ -348,7 +347,9 @@ def _store_accuracy(args: argparse.Namespace, out: Any) -> None:
 
     kind, target = parse_spec(args.accuracy)
     spec = f"{kind}:{Path(target).resolve()}" if target else kind
-    write_json(Path(out) / ACCURACY_FILE, {"spec": spec, **{name: getattr(args, name) for name in _REOPEN}})
+    stored = {"spec": spec, **{name: getattr(args, name) for name in _REOPEN}}
+    stored["device"] = args.platform or args.legacy_platform or "mobile"  # the file's name for the PNAG JSON platform
+    write_json(Path(out) / ACCURACY_FILE, stored)
 
 
 def _generation_source(args: argparse.Namespace) -> tuple[Any, str]:
@@ -367,6 +368,7 @@ def _generation_source(args: argparse.Namespace) -> tuple[Any, str]:
             spec = str(stored["spec"])
             for name in _REOPEN:
                 setattr(options, name, stored.get(name))
+            options.platform, options.legacy_platform = stored.get("device"), None
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise SettingError(f"cannot read {stored_path}: {exc}; pass --accuracy SPEC or --select-by surrogate") from None
     if args.select_by in ("surrogate", "evaluator"):

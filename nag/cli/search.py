@@ -352,6 +352,10 @@ def _store_accuracy(args: argparse.Namespace, out: Any) -> None:
     write_json(Path(out) / ACCURACY_FILE, stored)
 
 
+MAX_CANDIDATES = 5_000  # architectures sampled per round by 'nag generate' (the paper's: 100 to 1,000)
+MAX_REFINE_STEPS = 1_000  # moves of the refinement under the source (the default: 8)
+
+
 def _generation_source(args: argparse.Namespace) -> tuple[Any, str]:
     """The accuracy source for selection (given, or stored in the run) and the selection rule in force."""
     import json
@@ -387,11 +391,16 @@ def _generate(args: argparse.Namespace) -> int:
     from nag.errors import SettingError
     from nag.search.api import generate
 
-    if args.refine_steps is not None and args.refine_steps < 0:  # before the run is read
-        raise SettingError(f"--refine-steps must be >= 0, got {args.refine_steps}; 0 turns refinement off")
-    for flag, value, least in (("--candidates", args.candidates, 1), ("--seed", args.seed, 0)):
-        if value is not None and value < least:
-            raise SettingError(f"{flag} must be an integer >= {least}, got {value}")
+    # Checked before the run is read. The upper bounds keep one answer within seconds: a million candidates a
+    # round ran for over 5 minutes on a budget no draw met (each round is drawn again, up to max_rounds).
+    for flag, value, least, most, why in (
+        ("--refine-steps", args.refine_steps, 0, MAX_REFINE_STEPS, "; 0 turns refinement off"),
+        ("--candidates", args.candidates, 1, MAX_CANDIDATES, ""),
+        ("--seed", args.seed, 0, None, ""),
+    ):
+        if value is not None and (value < least or (most is not None and value > most)):
+            bounds = f"from {least} to {most:,}" if most is not None else f">= {least}"
+            raise SettingError(f"{flag} must be an integer {bounds}, got {value}{why}")
     source, select_by = _generation_source(args)
     results = generate(
         args.run,

@@ -29,9 +29,9 @@ def test_fuzz_generate_options(data: st.DataObject, trained_run: Path) -> None:
     budgets = data.draw(st.lists(_NUMBERS, min_size=1, max_size=3))
     argv = ["generate", "--run", str(trained_run), "--json", *[w for b in budgets for w in ("--budget", b)]]
     for option, values in (
-        ("--candidates", st.sampled_from(["1", "50", "0", "-5", "1e9", "x", "1000000"])),
+        ("--candidates", st.sampled_from(["1", "50", "0", "-5", "1e9", "x", "1000000", "5000"])),
         ("--seed", st.sampled_from(["0", "7", "-1", "2**70", "1" * 40])),
-        ("--refine-steps", st.sampled_from(["0", "2", "-1", "100000", "x"])),
+        ("--refine-steps", st.sampled_from(["0", "2", "-1", "100000", "1000", "x"])),
         ("--select-by", st.sampled_from(["surrogate", "evaluator", "source", "best"])),
     ):
         if data.draw(st.integers(0, 3)) == 0:

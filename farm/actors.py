@@ -86,6 +86,9 @@ class RegistryActor:
     def remove(self, device_id: str) -> None:
         self._registry.remove(device_id)
 
+    def set_flag(self, device_id: str, flag: str) -> None:
+        self._registry.set_flag(device_id, flag)
+
     def set_health(self, device_id: str, health: str, detail: str = "") -> None:
         self._registry.set_health(device_id, health, detail)
 

@@ -168,6 +168,9 @@ class _RayDevices:
     def set_health(self, device_id: str, health: str, detail: str) -> None:
         ray.get(self._registry.set_health.remote(device_id, health, detail))
 
+    def set_flag(self, device_id: str, flag: str) -> None:
+        ray.get(self._registry.set_flag.remote(device_id, flag))
+
     def job_update(self, record: JobRecord, *, wait: bool) -> None:
         ref = self._registry.job_update.remote(record)
         if wait:
@@ -214,6 +217,9 @@ class _ThreadDevices:
 
     def set_health(self, device_id: str, health: str, detail: str) -> None:
         self._registry.set_health(device_id, health, detail)
+
+    def set_flag(self, device_id: str, flag: str) -> None:
+        self._registry.set_flag(device_id, flag)
 
     def job_update(self, record: JobRecord, *, wait: bool) -> None:
         self._registry.job_update(record)
@@ -307,6 +313,14 @@ class Farm:
             self._devices.set_health(record.device_id, state, detail)  # keeps a quarantine's reason
         return self.devices()
 
+    def set_health(self, device_id: str, health: str, detail: str = "") -> None:
+        """Mark a device (e.g. ``"quarantined"`` with the reason); see :class:`farm.registry.Registry`."""
+        self._devices.set_health(device_id, health, detail)
+
+    def set_flag(self, device_id: str, flag: str) -> None:
+        """Record what a fleet check found about a device (``""``: it agrees); shown by 'nag farm status'."""
+        self._devices.set_flag(device_id, flag)
+
     def status(self) -> dict[str, Any]:
         jobs = self._devices.jobs()
         return {
@@ -330,8 +344,14 @@ class Farm:
         on_progress: Callable[[JobReport], None] | None = None,
         max_attempts: int = 3,
         quarantine_after: int = 3,
+        every_device: bool = False,
     ) -> JobReport:
-        """Measure ``tasks`` on every healthy device of ``kind``; see :class:`farm.scheduler.Scheduler`."""
+        """Measure ``tasks`` on every healthy device of ``kind``; see :class:`farm.scheduler.Scheduler`.
+
+        Each task is measured once per device group (devices that share a table), spread over the group's
+        devices; with ``every_device`` each device is a group of its own and measures every task (a fleet
+        check), and ``on_result`` receives the device id as the group.
+        """
         records = {r.device_id: r for r in self.devices(kind) if r.health != "quarantined"}
         if not records:
             raise FarmError(f"no healthy {kind} device in the farm; 'nag farm status' lists the devices")
@@ -353,7 +373,7 @@ class Farm:
         try:
             report = Scheduler(executor, max_attempts=max_attempts, quarantine_after=quarantine_after).run(
                 tasks,
-                [DeviceSlot(device_id, r.group) for device_id, r in records.items()],
+                [DeviceSlot(device_id, device_id if every_device else r.group) for device_id, r in records.items()],
                 already_done=already_done,
                 on_result=lambda group, slot, task, result: on_result(
                     group, records[slot.device_id], task, Measurement.from_dict(result)

@@ -38,6 +38,7 @@ class DeviceRecord:
     health: str = "ok"  # one of HEALTH_STATES
     detail: str = ""  # why it is not ok
     last_seen: float = 0.0  # Unix time of the last successful contact
+    flag: str = ""  # what the last fleet check found wrong with it ('nag farm check'); "" when it agreed
 
     @property
     def group(self) -> DeviceGroup:
@@ -77,7 +78,13 @@ class Registry:
         self._clock = clock
 
     def register(self, record: DeviceRecord) -> None:
-        self._devices[record.device_id] = replace(record, health="ok", detail="", last_seen=self._clock())
+        self._devices[record.device_id] = replace(record, health="ok", detail="", flag="", last_seen=self._clock())
+
+    def set_flag(self, device_id: str, flag: str) -> None:
+        """Record what a fleet check found (``""``: the device agrees with its group); registering again clears it."""
+        record = self._devices.get(device_id)
+        if record is not None:
+            self._devices[device_id] = replace(record, flag=flag)
 
     def remove(self, device_id: str) -> None:
         self._devices.pop(device_id, None)

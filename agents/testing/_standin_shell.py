@@ -451,8 +451,9 @@ class Shell:
         if fault is None:
             cwd = self.ctx.cwd
             status = benchmark_model.run_streaming(
-                args, emit=emit, root_map=lambda graph: fs.host_path(normalize(graph, cwd)), cancel=self.ctx.cancel
-            )
+                args, emit=emit, root_map=lambda graph: fs.host_path(normalize(graph, cwd)), cancel=self.ctx.cancel,
+                slowdown=self.ctx.device.current_slowdown,
+            )  # fmt: skip
             if self.ctx.cancel.is_set():
                 raise DeviceVanished("the benchmark was abandoned")
             return status

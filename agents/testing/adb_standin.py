@@ -124,6 +124,14 @@ class StandinDevice:
     cpu_freqs_khz: Callable[[], list[int]] | list[int] = field(default_factory=lambda: list(_DEFAULT_CPU_FREQS_KHZ))
     cpu_max_freqs_khz: list[int] | None = None  # .../cpuinfo_max_freq; None: the first cpu_freqs_khz reading
     fault: str | None = None  # one of FAULTS: what benchmark_model does instead of benchmarking
+    # every inference takes this factor longer (1.15: a phone 15% slower); a callable is read at every inference
+    slowdown: Callable[[], float] | float = 1.0
+
+    def current_slowdown(self) -> float:
+        factor = float(self.slowdown() if callable(self.slowdown) else self.slowdown)
+        if not factor >= 1.0:
+            raise ValueError(f"a stand-in's slowdown must be a factor >= 1, got {factor!r}")
+        return factor
 
     def __post_init__(self) -> None:
         if not self.serial or any(char.isspace() or not char.isprintable() for char in self.serial):

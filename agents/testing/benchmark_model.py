@@ -270,8 +270,13 @@ def _phase(
     run_delay: float,
     emit: Callable[[str], None],
     cancel: threading.Event | None,
+    slowdown: Callable[[], float],
 ) -> list[int]:
-    """One phase of ``BenchmarkModel::Run``: the per-run times in integer microseconds."""
+    """One phase of ``BenchmarkModel::Run``: the per-run times in integer microseconds.
+
+    ``slowdown()`` (read at every run) stretches each inference: a factor 1.15 makes it take 15% longer, as a
+    slower phone of the same model would (the stand-in's way to inject disagreement and drift).
+    """
     emit(
         f"INFO: Running benchmark for at least {min_runs} iterations and at least {min_secs:.6g} seconds "
         f"but terminate if exceeding {max_secs:.6g} seconds."
@@ -284,6 +289,9 @@ def _phase(
             raise _Failure("Benchmark cancelled: the caller went away")
         start = time.perf_counter()
         interpreter.invoke()
+        factor = slowdown()
+        if factor > 1:
+            time.sleep((time.perf_counter() - start) * (factor - 1))
         end = time.perf_counter()
         times.append(int((end - start) * 1e6))
         if run_delay > 0:
@@ -304,6 +312,7 @@ def run_streaming(
     emit: Callable[[str], None],
     root_map: RootMap | None = None,
     cancel: threading.Event | None = None,
+    slowdown: Callable[[], float] = lambda: 1.0,
 ) -> int:
     """Run the tool on ``argv`` (the arguments after the program name); returns the exit status.
 
@@ -323,7 +332,7 @@ def run_streaming(
         if name in flags.given:
             emit(f"INFO: {description}: [{_format_param(getattr(flags, name))}]")
     try:
-        return _benchmark(flags, emit=emit, root_map=root_map, cancel=cancel)
+        return _benchmark(flags, emit=emit, root_map=root_map, cancel=cancel, slowdown=slowdown)
     except _Failure as exc:
         emit(f"ERROR: {exc}")
         emit("ERROR: Benchmarking failed.")
@@ -331,7 +340,12 @@ def run_streaming(
 
 
 def _benchmark(
-    flags: BenchmarkFlags, *, emit: Callable[[str], None], root_map: RootMap | None, cancel: threading.Event | None
+    flags: BenchmarkFlags,
+    *,
+    emit: Callable[[str], None],
+    root_map: RootMap | None,
+    cancel: threading.Event | None,
+    slowdown: Callable[[], float],
 ) -> int:
     host = _host_path(flags.graph, root_map)
     if not host.is_file():
@@ -353,7 +367,7 @@ def _benchmark(
     rss_init = _peak_rss_mb()
     emit(f"INFO: The input model file size (MB): {host.stat().st_size / 1e6:.6g}")
     emit(f"INFO: Initialized session in {init_us / 1000.0:.6g}ms.")
-    common = {"max_secs": flags.max_secs, "run_delay": flags.run_delay, "emit": emit, "cancel": cancel}
+    common = {"max_secs": flags.max_secs, "run_delay": flags.run_delay, "emit": emit, "cancel": cancel, "slowdown": slowdown}
     warmup = _phase(interpreter, min_runs=flags.warmup_runs, min_secs=flags.warmup_min_secs, **common)  # type: ignore[arg-type]
     timed = _phase(interpreter, min_runs=flags.num_runs, min_secs=flags.min_secs, **common)  # type: ignore[arg-type]
     emit(

@@ -2,7 +2,9 @@
 
 Not a kind of the registry: name it by path, ``agents.testing.sleep:SleepAgent``. ``$NAG_SLEEP_DEVICES``
 sets how many such devices this machine offers (default 1) and ``$NAG_SLEEP_MS`` how long one inference
-takes (default 100). Each sample sleeps that long per inference and reports the time it really took.
+takes (default 100). ``$NAG_SLEEP_SLOWDOWN`` lists a factor per device (``1,1,1.15``: the third device 15%
+slower; missing ones are 1), read at every sample, so a test can make a device disagree or drift. Each sample
+sleeps that long per inference and reports the time it really took.
 """
 
 from __future__ import annotations
@@ -19,16 +21,22 @@ from agents.types import DeviceInfo, MeasurementSpec, PreparedModel
 __all__ = ["SleepAgent"]
 
 
+def _slowdown(index: int) -> float:
+    factors = [f for f in os.environ.get("NAG_SLEEP_SLOWDOWN", "").split(",") if f.strip()]
+    return float(factors[index]) if index < len(factors) else 1.0
+
+
 class _SleepRunner:
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, index: int) -> None:
         self._seconds = seconds
+        self._index = index
 
     def warmup(self, runs: int) -> None:
         time.sleep(self._seconds * runs)
 
     def sample(self, runs: int) -> float:
         start = time.perf_counter()
-        time.sleep(self._seconds * runs)
+        time.sleep(self._seconds * runs * _slowdown(self._index))
         return (time.perf_counter() - start) * 1000.0 / runs
 
     def close(self) -> None:
@@ -41,6 +49,7 @@ class SleepAgent(Agent):
 
     def __init__(self, index: int) -> None:
         super().__init__()
+        self._index = index
         self._info = DeviceInfo(
             kind=self.kind, device_id=f"sleep-{index}@{socket.gethostname()}", fingerprint={"stand-in": "sleep"}
         )
@@ -68,4 +77,4 @@ class SleepAgent(Agent):
         return str(path), False
 
     def _open_runner(self, prepared: PreparedModel, spec: MeasurementSpec) -> Runner:
-        return _SleepRunner(float(os.environ.get("NAG_SLEEP_MS", "100")) / 1000.0)
+        return _SleepRunner(float(os.environ.get("NAG_SLEEP_MS", "100")) / 1000.0, self._index)

@@ -52,3 +52,37 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, align_
         print(line.rstrip())
         if n == 0:
             print("  ".join("-" * w for w in widths))
+
+
+def add_farm_options(parser: argparse.ArgumentParser, *, measurement: bool = True) -> None:
+    """Where the farm is (--address, --executor) and, with ``measurement``, how to measure (--runs, ...)."""
+    parser.add_argument("--address", default=None, help="Ray cluster HEAD:PORT (default: a local farm of this machine's devices)")
+    parser.add_argument(
+        "--executor",
+        choices=("ray", "threads"),
+        default="ray",
+        help="a local farm on a Ray of its own, one actor per device (default; a crashed device actor restarts), "
+        "or on one thread per device without Ray (starts at once)",
+    )
+    if measurement:
+        parser.add_argument("--runs", type=int, default=30, help="timed samples per measurement (default: %(default)s)")
+        parser.add_argument("--warmup", type=int, default=10, help="warm-up inferences (default: %(default)s)")
+        parser.add_argument("--threads", type=int, default=1)
+        parser.add_argument("--runs-per-sample", type=int, default=1, help="inferences averaged into one sample")
+
+
+def measurement_spec(args: argparse.Namespace) -> Any:
+    """The :class:`agents.MeasurementSpec` of --runs, --warmup, --threads and --runs-per-sample."""
+    from agents import MeasurementSpec
+
+    return MeasurementSpec(warmup_runs=args.warmup, runs=args.runs, threads=args.threads, runs_per_sample=args.runs_per_sample)
+
+
+def open_farm(args: argparse.Namespace, *, kinds: Sequence[str] | None = None) -> Any:
+    """The farm of --address (a cluster), else a local farm of this machine's devices (of ``kinds``) on --executor."""
+    from farm.client import Farm
+    from nag.errors import SettingError
+
+    if args.address and args.executor != "ray":
+        raise SettingError("--executor threads is for a local farm; a cluster (--address) runs on Ray")
+    return Farm.connect(args.address) if args.address else Farm.local(kinds=kinds, executor=args.executor)

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nag.cli._common import print_json, print_table
+from nag.cli._common import add_farm_options, measurement_spec, open_farm, print_json, print_table
 from nag.cli._shipping import choose_files, stage
 
 __all__ = ["register"]
@@ -20,12 +20,24 @@ def register(subparsers: Any) -> None:
     farm = subparsers.add_parser("farm", help="the measurement farm on Ray")
     commands = farm.add_subparsers(dest="farm_command", metavar="COMMAND", required=True)
     status = commands.add_parser("status", help="devices (kind, id, health, last seen) and jobs")
-    status.add_argument("--address", default=None, help="Ray cluster address HEAD:PORT (default: a local farm of this machine)")
-    status.add_argument(
-        "--executor", choices=("ray", "threads"), default="ray", help="a local farm on Ray (default) or on threads without Ray"
-    )
+    add_farm_options(status, measurement=False)
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=_status)
+
+    check = commands.add_parser(
+        "check", help="do a kind's devices agree? each measures the reference networks; outliers of their group are flagged"
+    )
+    check.add_argument("--kind", required=True, help="the agent kind whose devices are compared, e.g. adb-litert")
+    check.add_argument("--space", default="ofa-mbv3")
+    check.add_argument("--width", type=float, default=1.2)
+    check.add_argument("--resolution", type=int, default=224)
+    check.add_argument(
+        "--tolerance", type=float, default=0.05, help="flag a device off its group's median by more than this (default: 0.05)"
+    )
+    check.add_argument("--quarantine", action="store_true", help="also quarantine the flagged devices")
+    check.add_argument("--json", action="store_true")
+    add_farm_options(check)
+    check.set_defaults(handler=_check)
 
     submit = subparsers.add_parser("submit", help="run a nag command on the cluster as a Ray job (streams its logs)")
     submit.add_argument(
@@ -48,12 +60,6 @@ def register(subparsers: Any) -> None:
     submit.set_defaults(handler=_submit)
 
 
-def _farm(address: str | None, executor: str) -> Any:
-    from farm.client import Farm
-
-    return Farm.connect(address) if address else Farm.local(executor=executor)
-
-
 def _ago(timestamp: float) -> str:
     if not timestamp:
         return "never"
@@ -62,7 +68,7 @@ def _ago(timestamp: float) -> str:
 
 
 def _status(args: argparse.Namespace) -> int:
-    with _farm(args.address, args.executor) as farm:
+    with open_farm(args) as farm:
         status = farm.status()
     if args.json:
         print_json(status)
@@ -73,7 +79,9 @@ def _status(args: argparse.Namespace) -> int:
             [
                 d["kind"],
                 d["device_id"],
-                d["health"] + (f" ({d['detail']})" if d["detail"] else ""),
+                d["health"]
+                + (f" ({d['detail']})" if d["detail"] else "")
+                + (f" [fleet check: {d['flag']}]" if d["flag"] else ""),
                 _ago(d["last_seen"]),
                 f"{d['runtime']} {d['runtime_version']}",
             ]
@@ -85,6 +93,47 @@ def _status(args: argparse.Namespace) -> int:
         print(
             f"  {job['job_id']} {job['state']}: {job['description']} ({job['done']} done, {job['skipped']} skipped, {job['failed']} failed, {job['queued']} queued)"
         )
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from farm.check import check_fleet
+    from farm.progress import job_progress
+    from farm.reference import REFERENCE_COUNT
+    from nag.space import get_space
+
+    get_space(args.space).resolve_setting(width=args.width, resolution=args.resolution, num_classes=None)
+    spec = measurement_spec(args)
+    with open_farm(args, kinds=[args.kind]) as farm:
+        devices = len([d for d in farm.devices(args.kind) if d.health != "quarantined"])
+        with job_progress(devices * REFERENCE_COUNT, f"{args.kind} reference networks") as update:
+            found = check_fleet(
+                farm, kind=args.kind, space=args.space, width=args.width, resolution=args.resolution, spec=spec,
+                tolerance=args.tolerance, quarantine=args.quarantine, on_progress=update,
+            )  # fmt: skip
+    if args.json:
+        print_json(found.to_dict())
+        return 0
+    print_table(
+        ["device_id", "group", "ratio to group median", "95% interval", "refs", "flagged"],
+        [
+            [
+                d.device_id,
+                d.group.fingerprint[:8],
+                f"{d.ratio:.3f}",
+                f"{d.low:.3f}-{d.high:.3f}",
+                d.networks,
+                d.note if d.flagged else ("-" if not d.note else d.note),
+            ]
+            for d in found.devices
+        ],
+    )
+    for failure in found.failed:
+        print(f"failed: {failure}", file=sys.stderr)
+    flagged = found.flagged
+    print(
+        f"\n{len(flagged)} of {len(found.devices)} devices flagged" + (" and quarantined" if flagged and args.quarantine else "")
+    )
     return 0
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from nag.cli._common import print_json, print_table, read_arch_args
+from nag.cli._common import add_farm_options, measurement_spec, open_farm, print_json, print_table, read_arch_args
 
 __all__ = ["register"]
 
@@ -18,7 +18,7 @@ def register(subparsers: Any) -> None:
     build = commands.add_parser("build", help="measure every distinct block on a kind of device (resumable)")
     _common(build, resolution_many=True)
     build.add_argument("--kind", required=True, help="agent kind whose devices measure, e.g. ort-cpu, adb-litert")
-    _farm_options(build)
+    add_farm_options(build)
     build.set_defaults(handler=_build)
 
     validate = commands.add_parser(
@@ -30,7 +30,7 @@ def register(subparsers: Any) -> None:
     validate.add_argument("--seed", type=int, default=0)
     validate.add_argument("--plot", default=None, help="write a predicted-vs-measured PNG here")
     validate.add_argument("--json", action="store_true")
-    _farm_options(validate)
+    add_farm_options(validate)
     validate.set_defaults(handler=_validate)
 
     imp = commands.add_parser("import-ofa", help="import OFA's <res>_lookup_table.yaml files under a device name")
@@ -79,36 +79,6 @@ def _common(parser: argparse.ArgumentParser, *, resolution_many: bool = False) -
     parser.add_argument("--db", required=True, help="the SQLite latency store (created when missing)")
 
 
-def _farm_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--address", default=None, help="Ray cluster HEAD:PORT (default: a local farm of this machine's devices)")
-    parser.add_argument(
-        "--executor",
-        choices=("ray", "threads"),
-        default="ray",
-        help="a local farm on a Ray of its own, one actor per device (default; a crashed device actor restarts), "
-        "or on one thread per device without Ray (starts at once)",
-    )
-    parser.add_argument("--runs", type=int, default=30, help="timed samples per measurement (default: %(default)s)")
-    parser.add_argument("--warmup", type=int, default=10, help="warm-up inferences (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--runs-per-sample", type=int, default=1, help="inferences averaged into one sample")
-
-
-def _spec(args: argparse.Namespace) -> Any:
-    from agents import MeasurementSpec
-
-    return MeasurementSpec(warmup_runs=args.warmup, runs=args.runs, threads=args.threads, runs_per_sample=args.runs_per_sample)
-
-
-def _farm(args: argparse.Namespace) -> Any:
-    from farm.client import Farm
-    from nag.errors import SettingError
-
-    if args.address and args.executor != "ray":
-        raise SettingError("--executor threads is for a local farm; a cluster (--address) runs on Ray")
-    return Farm.connect(args.address) if args.address else Farm.local(kinds=[args.kind], executor=args.executor)
-
-
 def _report_failures(report: Any) -> int:
     for task, why in report.failed:
         print(f"failed: {task.item_kind} {task.item} at {task.resolution}px: {why}", file=sys.stderr)
@@ -122,9 +92,13 @@ def _build(args: argparse.Namespace) -> int:
     from farm.store import Store
     from farm.tables import block_tasks, build_tables
 
-    spec = _spec(args)
+    spec = measurement_spec(args)
     total = len(block_tasks(args.space, width=args.width, resolutions=args.resolution))  # validates the setting first
-    with Store(args.db) as store, _farm(args) as farm, job_progress(total, f"{args.kind} blocks") as update:
+    with (
+        Store(args.db) as store,
+        open_farm(args, kinds=[args.kind]) as farm,
+        job_progress(total, f"{args.kind} blocks") as update,
+    ):
         report = build_tables(
             farm, store, space=args.space, width=args.width, resolutions=args.resolution, kind=args.kind, spec=spec,
             on_progress=update,
@@ -141,9 +115,9 @@ def _validate(args: argparse.Namespace) -> int:
     from farm.store import Store
     from farm.tables import validate_tables
 
-    spec = _spec(args)
+    spec = measurement_spec(args)
     with Store(args.db) as store:
-        with _farm(args) as farm, job_progress(args.n, f"{args.kind} networks") as update:
+        with open_farm(args, kinds=[args.kind]) as farm, job_progress(args.n, f"{args.kind} networks") as update:
             outcome = validate_tables(
                 farm, store, space=args.space, width=args.width, resolution=args.resolution, kind=args.kind, n=args.n,
                 spec=spec, seed=args.seed, on_progress=update,

@@ -255,3 +255,29 @@ def test_stat_line_follows_the_tools_arithmetic() -> None:
     # avg 50.3333 (6 significant digits); variance 0.889 kept as an integer 0 -> std 0; median = sorted[3*50//100]
     assert format_stat([51, 51, 49]) == "count=3 first=51 curr=49 min=49 max=51 avg=50.3333 std=0 p5=49 median=51 p95=51"
     assert format_stat([100, 300]) == "count=2 first=100 curr=300 min=100 max=300 avg=200 std=100 p5=100 median=300 p95=300"
+
+
+def test_a_slower_stand_in_phone_stretches_every_inference(tflite_model: Path) -> None:
+    """``StandinDevice.slowdown`` (here through ``run_streaming``): a factor of 3 makes every timed run at least
+    about 3x as long (a sleep of tens of microseconds overshoots, so only the lower bound is sharp)."""
+    from agents.testing.benchmark_model import run_streaming
+
+    def average_us(factor: float) -> float:
+        lines: list[str] = []
+        argv = [
+            f"--graph={tflite_model}",
+            "--num_threads=1",
+            "--num_runs=20",
+            "--warmup_runs=2",
+            "--min_secs=0",
+            "--warmup_min_secs=0",
+        ]
+        assert run_streaming(argv, emit=lines.append, slowdown=lambda: factor) == 0
+        found = re.search(r"Inference \(avg\): ([\d.e+]+)", "\n".join(lines))
+        assert found, lines
+        return float(found.group(1))
+
+    plain, slowed = average_us(1.0), average_us(3.0)
+    assert slowed / plain > 2.5, (plain, slowed)
+    with pytest.raises(ValueError, match="slowdown must be a factor >= 1"):
+        StandinDevice(serial="x", root=Path("/nonexistent"), slowdown=0.5).current_slowdown()

@@ -141,12 +141,12 @@ def train_generator(
     for iteration in tqdm(range(gc.iterations), desc="generator", disable=not progress, leave=False):
         embeddings = generator.budget_embedding.trained(budget_index)
         if rollouts is None:
-            raw = generator.sample_raw(embeddings.detach(), generator=sampler)
+            raw, rollout = generator.sample_rollout(embeddings, generator=sampler)
             rewards = reward(raw, generator.active(raw))
         else:
             raw_array, reward_array = rollouts.sample({n: p.detach() for n, p in generator.state_dict().items()}, iteration)
             raw, rewards = torch.as_tensor(raw_array), torch.as_tensor(reward_array, dtype=torch.float32)
-        rollout = generator(embeddings, raw)
+            rollout = generator(embeddings, raw)
         advantage, baseline = _advantages(rewards.view(k, -1), baseline, config)
         loss = -(advantage.reshape(-1) * rollout.log_prob).mean() - gc.entropy_weight * rollout.entropy.mean()
         optimiser.zero_grad()

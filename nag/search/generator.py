@@ -115,12 +115,6 @@ class Generator(nn.Module):
             tokens = torch.where(active, tokens, torch.full_like(tokens, self.skip_token))
         return tokens
 
-    def _with_budget(self, inputs: torch.Tensor, budget_embeddings: torch.Tensor) -> torch.Tensor:
-        """Step inputs ``(n, t, D)``, with the budget embedding appended to each under ``budget_input="every"``."""
-        if not self.budget_every_step:
-            return inputs
-        return torch.cat([inputs, budget_embeddings.unsqueeze(1).expand_as(inputs)], dim=2)
-
     def active(self, actions: torch.Tensor) -> torch.Tensor:
         """``(n, T)`` bool: which decisions of ``actions`` the architecture uses."""
         return torch.as_tensor(self.layout.active_mask(actions.numpy()))

@@ -129,34 +129,31 @@ def train_evaluator(
 
 @torch.no_grad()
 def pairwise_accuracy(
-    model: Evaluator, data: RankingData, budgets_ms: torch.Tensor, *, chunk: int = 256, accuracy_condition: bool = True
+    model: Evaluator, data: RankingData, budgets_ms: torch.Tensor, *, chunk: int = 512, accuracy_condition: bool = True
 ) -> list[float]:
     """Per trained budget, the fraction of labelled pairs of ``data`` that R orders as d does (d as trained:
     with or without the ``accuracy_condition``).
 
     Every ordered pair is counted (both orders agree, so this equals the unordered fraction); a tie in R
-    counts as wrong. A budget without labelled pairs reports NaN.
+    counts as wrong. A budget without labelled pairs reports NaN. The comparisons that do not depend on the
+    budget (accuracy, cost, same architecture) are made once per block of rows, then each budget only
+    chooses between them: the M^2 K labels of :func:`dominance_of_pairs` are never materialised.
     """
     scores = model.score_trained(data.encodings)  # (M, K)
     m, k = scores.shape
-    correct = torch.zeros(k, dtype=torch.float64)
-    total = torch.zeros(k, dtype=torch.float64)
-    columns = torch.arange(m)
+    feasible = data.latency_ms.unsqueeze(1) <= budgets_ms.unsqueeze(0)  # (M, K)
+    correct = torch.zeros(k, dtype=torch.int64)
+    total = torch.zeros(k, dtype=torch.int64)
     for start in range(0, m, chunk):
-        rows = torch.arange(start, min(start + chunk, m))
-        i = rows.repeat_interleave(m)
-        j = columns.repeat(len(rows))
-        labels = dominance_of_pairs(
-            data.latency_ms[i],
-            data.accuracy[i],
-            data.latency_ms[j],
-            data.accuracy[j],
-            budgets_ms,
-            same=data.arch_ids[i] == data.arch_ids[j],
-            accuracy_condition=accuracy_condition,
-        )
-        predicted = torch.sign(scores[i] - scores[j]).to(torch.int8)
-        labelled = labels != 0
-        correct += ((predicted == labels) & labelled).sum(0).double()
-        total += labelled.sum(0).double()
-    return [float(c / t) if t > 0 else float("nan") for c, t in zip(correct, total, strict=True)]
+        rows = slice(start, min(start + chunk, m))
+        differs = data.arch_ids[rows].unsqueeze(1) != data.arch_ids.unsqueeze(0)  # (c, M): same architecture: no label
+        by_cost = torch.sign(data.latency_ms.unsqueeze(0) - data.latency_ms[rows].unsqueeze(1)).to(torch.int8)
+        by_accuracy = torch.sign(data.accuracy[rows].unsqueeze(1) - data.accuracy.unsqueeze(0)).to(torch.int8)
+        for b in range(k):
+            both = feasible[rows, b].unsqueeze(1) & feasible[:, b].unsqueeze(0) if accuracy_condition else None
+            label = by_cost if both is None else torch.where(both, by_accuracy, by_cost)
+            predicted = torch.sign(scores[rows, b].unsqueeze(1) - scores[:, b].unsqueeze(0)).to(torch.int8)
+            labelled = (label != 0) & differs
+            correct[b] += int(((predicted == label) & labelled).sum())
+            total[b] += int(labelled.sum())
+    return [float(c / t) if t > 0 else float("nan") for c, t in zip(correct.tolist(), total.tolist(), strict=True)]

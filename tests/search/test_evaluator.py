@@ -1,0 +1,50 @@
+"""The evaluator's held-out pairwise accuracy, against Eqn. 6 pair by pair."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from nag.search.evaluator import Evaluator, RankingData, pairwise_accuracy
+
+
+def _brute_force(scores: torch.Tensor, data: RankingData, budgets: list[float], accuracy_condition: bool) -> list[float]:
+    """Eqn. 6 per ordered pair (ties on the deciding comparison, and repeated architectures, carry no label)."""
+    found = []
+    for k, budget in enumerate(budgets):
+        correct = total = 0
+        for i, j in itertools.permutations(range(len(data)), 2):
+            if data.arch_ids[i] == data.arch_ids[j]:
+                continue
+            ci, cj, ai, aj = (float(v) for v in (data.latency_ms[i], data.latency_ms[j], data.accuracy[i], data.accuracy[j]))
+            both = accuracy_condition and ci <= budget and cj <= budget
+            label = (ai > aj) - (ai < aj) if both else (ci < cj) - (ci > cj)
+            if label:
+                total += 1
+                si, sj = float(scores[i, k]), float(scores[j, k])
+                correct += (si > sj) - (si < sj) == label
+        found.append(correct / total if total else float("nan"))
+    return found
+
+
+@pytest.mark.parametrize("accuracy_condition", [True, False])
+def test_pairwise_accuracy_counts_each_labelled_pair(accuracy_condition: bool) -> None:
+    generator = torch.Generator().manual_seed(0)
+    m = 40
+    data = RankingData(
+        encodings=(torch.rand(m, 12, generator=generator) < 0.3).float(),
+        latency_ms=torch.randint(10, 20, (m,), generator=generator).double(),  # ties in cost
+        accuracy=torch.randint(70, 75, (m,), generator=generator).double() / 100,  # ties in accuracy
+        arch_ids=torch.tensor([n % 35 for n in range(m)]),  # five repeated architectures
+    )
+    torch.manual_seed(1)
+    model = Evaluator(12, 3, embedding_dim=4, hidden=8)
+    budgets = [9.0, 14.0, 19.0]  # none, some, all feasible
+    expected = _brute_force(model.score_trained(data.encodings).detach(), data, budgets, accuracy_condition)
+    found = pairwise_accuracy(
+        model, data, torch.tensor(budgets, dtype=torch.float64), chunk=7, accuracy_condition=accuracy_condition
+    )
+    assert found == pytest.approx(expected, abs=1e-15)
+    assert min(found) > 0.2 and max(found) < 0.8  # an untrained evaluator is near chance

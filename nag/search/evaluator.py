@@ -5,11 +5,19 @@ first layer is linear in the concatenation, so it is evaluated as ``W_a enc + W_
 architecture part once per architecture, the budget part once per budget, which scores M architectures
 under K budgets for the cost of M + K first-layer products.
 
-Training minimises Eqn. 5 over minibatches of random architecture pairs, each compared under all K
-budgets: ``phi(d(i, j, B_k) * (R(i | B_k) - R(j | B_k)))`` averaged over the labelled (pair, budget)
-entries, with ``phi`` the hinge ``max(0, 1 - z)`` of the paper or the logistic ``softplus(-z)`` of the
-published code. Pairs without a label (ties, same architecture; see :mod:`nag.search.dominance`) are left
-out; one ordering of each pair suffices, as both give the same term.
+Training minimises Eqn. 5 by minibatches, every pair compared under all K budgets:
+``phi(d(i, j, B_k) * (R(i | B_k) - R(j | B_k)))`` averaged over the labelled (pair, budget) entries, with
+``phi`` the hinge ``max(0, 1 - z)`` of the paper or the logistic ``softplus(-z)`` of the published code.
+Pairs without a label (ties, same architecture; see :mod:`nag.search.dominance`) are left out; both
+orderings of a pair give the same term. A minibatch is (``EvaluatorConfig.pairing``):
+
+- ``"all"`` (default): B distinct random rows and every pair among them, as the published code's
+  minibatch of architectures. Scoring B rows under K budgets costs B x K network rows and yields
+  B (B - 1) / 2 x K comparisons, so each scored row serves B - 1 pairs;
+- ``"random"``: independent random pairs, each row scored for one pair (the earlier default: at 256
+  pairs, 512 x K network rows for 256 x K comparisons; on the 16,000-row synthetic problem 3,000 such
+  steps reached held-out pairwise accuracy 0.953, against 0.962 for 3,000 steps of all pairs of 128
+  rows at 2.5x less CPU time).
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from tqdm import tqdm
 
 from nag.search.budgets import BudgetEmbedding
 from nag.search.config import EvaluatorConfig, RankingLoss
-from nag.search.dominance import dominance_of_pairs
+from nag.search.dominance import dominance_of_pairs, pairwise_dominance
 
 __all__ = ["Evaluator", "RankingData", "pairwise_accuracy", "ranking_loss", "train_evaluator"]
 
@@ -86,6 +94,47 @@ def _sample_pairs(m: int, n: int, generator: torch.Generator) -> tuple[torch.Ten
     return first, second + (second >= first).long()  # never the same row
 
 
+def _random_pairs_loss(
+    model: Evaluator, data: RankingData, budgets_ms: torch.Tensor, config: EvaluatorConfig, generator: torch.Generator
+) -> torch.Tensor:
+    """Eqn. 5 over ``pairs_per_step`` independent random pairs, each under all K budgets (``pairing="random"``)."""
+    first, second = _sample_pairs(len(data), config.pairs_per_step, generator)
+    labels = dominance_of_pairs(
+        data.latency_ms[first],
+        data.accuracy[first],
+        data.latency_ms[second],
+        data.accuracy[second],
+        budgets_ms,
+        same=data.arch_ids[first] == data.arch_ids[second],
+        accuracy_condition=config.accuracy_condition,
+    ).float()
+    scores = model.score_trained(torch.cat([data.encodings[first], data.encodings[second]]))
+    z = labels * (scores[: len(first)] - scores[len(first) :])
+    return ranking_loss(z, labels != 0, config.loss)
+
+
+def _all_pairs_loss(
+    model: Evaluator, data: RankingData, budgets_ms: torch.Tensor, config: EvaluatorConfig, generator: torch.Generator
+) -> torch.Tensor:
+    """Eqn. 5 over every pair of ``archs_per_step`` distinct random rows, under all K budgets (``pairing="all"``).
+
+    Both orders of each pair are summed (they give the same term), as a ``(K, B, B)`` block: a broadcast
+    difference of the K x B scores, with no gathers to back-propagate through.
+    """
+    rows = torch.randperm(len(data), generator=generator)[: config.archs_per_step]
+    labels = pairwise_dominance(
+        data.latency_ms[rows],
+        data.accuracy[rows],
+        budgets_ms,
+        arch_ids=data.arch_ids[rows],
+        accuracy_condition=config.accuracy_condition,
+        dtype=torch.float32,
+    )
+    scores = model.score_trained(data.encodings[rows]).T  # (K, B)
+    z = labels * (scores.unsqueeze(2) - scores.unsqueeze(1))
+    return ranking_loss(z, labels != 0, config.loss)
+
+
 def train_evaluator(
     model: Evaluator,
     data: RankingData,
@@ -100,24 +149,12 @@ def train_evaluator(
     Deterministic for a given ``seed`` and initial ``model``. Needs at least 2 rows.
     """
     generator = torch.Generator().manual_seed(seed)
-    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    m = len(data)
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
+    step_loss = _all_pairs_loss if config.pairing == "all" else _random_pairs_loss
     losses: list[float] = []
     model.train()
     for step in tqdm(range(config.steps), desc="evaluator", disable=not progress, leave=False):
-        first, second = _sample_pairs(m, config.pairs_per_step, generator)
-        labels = dominance_of_pairs(
-            data.latency_ms[first],
-            data.accuracy[first],
-            data.latency_ms[second],
-            data.accuracy[second],
-            budgets_ms,
-            same=data.arch_ids[first] == data.arch_ids[second],
-            accuracy_condition=config.accuracy_condition,
-        ).float()
-        scores = model.score_trained(torch.cat([data.encodings[first], data.encodings[second]]))
-        z = labels * (scores[: len(first)] - scores[len(first) :])
-        loss = ranking_loss(z, labels != 0, config.loss)
+        loss = step_loss(model, data, budgets_ms, config, generator)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()

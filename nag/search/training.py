@@ -128,7 +128,7 @@ def train_generator(
     """
     gc, k = config.generator, config.num_budgets
     sampler = torch.Generator().manual_seed(seed)
-    optimiser = torch.optim.Adam(generator.parameters(), lr=gc.lr)
+    optimiser = torch.optim.Adam(generator.parameters(), lr=gc.lr, fused=True)
     budget_index = torch.arange(k).repeat_interleave(gc.archs_per_budget)
     if reward is None:
         if evaluator is None:

@@ -92,6 +92,7 @@ class Generator(nn.Module):
         valid = torch.arange(width).unsqueeze(0) < torch.tensor(counts).unsqueeze(1)
         self.register_buffer("_valid", valid, persistent=False)  # (T, C): which padded choices exist
         self.register_buffer("_offset", torch.tensor([offsets[k] for k in kinds]), persistent=False)  # (T,)
+        self._kind_offsets = (offsets["depth"], offsets["expand"], offsets["kernel"])
 
     def choice_counts(self) -> np.ndarray:
         """``(T,)`` number of choices of each step's decision."""
@@ -142,29 +143,38 @@ class Generator(nn.Module):
         """Sample raw actions ``(n, T)`` step by step, keeping the LSTM states for a backward pass."""
         n, layout = budget_embeddings.shape[0], self.layout
         first, per_step, token_table, recurrent = self._gate_parts(budget_embeddings)
-        # A later step's input gates are a row of (distinct budget rows) x (tokens): one lookup per step.
-        distinct, row_of = torch.unique(per_step, dim=0, return_inverse=True)
-        combined = (distinct.unsqueeze(1) + token_table.unsqueeze(0)).reshape(-1, token_table.shape[1])
-        row_base = row_of * token_table.shape[0]
+        # A later step's input gates are one row of a (budget rows x tokens) table: one lookup per step. Equal
+        # consecutive budget rows (the trained budgets come in runs of N) share their block of the table.
+        starts_run = torch.ones(n, dtype=torch.bool)
+        starts_run[1:] = (per_step[1:] != per_step[:-1]).any(1)
+        vocabulary = token_table.shape[0]
+        combined = (per_step[starts_run].unsqueeze(1) + token_table.unsqueeze(0)).reshape(-1, token_table.shape[1])
+        block = (starts_run.cumsum(0) - 1) * vocabulary  # (n,) first row of each sequence's block
+        first_token = {
+            kind: block + offset for kind, offset in zip(("depth", "expand", "kernel"), self._kind_offsets, strict=True)
+        }
+        skip = block + self.skip_token
         steps = layout.steps()
-        depth_values = torch.tensor(layout.depth_choices)
-        depths = torch.zeros(n, layout.num_stages, dtype=torch.long)
-        # Gumbel-max: argmax(logits + G) with G = -log(-log(U)) is a draw from softmax(logits), one add and an argmax
-        # per step; padded choices have logits of -1e9 and are never drawn.
+        # Gumbel-max: argmax(logits + G) with G = -log(-log(U)) is a draw from softmax(logits). G carries each
+        # step's bias and -1e9 at padded choices (never drawn), so a step's draw is one addmm and an argmax.
         noise = torch.rand(len(steps), n, self._valid.shape[1], generator=generator).clamp_(min=1e-12).log_().neg_().log_().neg_()
+        noise.add_(self.head_bias.unsqueeze(1)).masked_fill_(~self._valid.unsqueeze(1), _MASKED)
+        heads = self.head_weight.transpose(1, 2)  # (T, H, C)
         actions = torch.empty(len(steps), n, dtype=torch.long)
-        offsets = self._offset.tolist()
+        slot_depths = torch.arange(layout.slots_per_stage)
+        depth_values = torch.tensor(layout.depth_choices)
+        used: dict[int, torch.Tensor] = {}  # stage -> (n, slots) bool, once its depth is drawn
 
         def next_inputs(t: int, hidden: torch.Tensor) -> torch.Tensor:
-            action = torch.argmax(self._step_logits(hidden, t).add_(noise[t]), dim=1)
+            action = torch.addmm(noise[t], hidden, heads[t]).argmax(1)
             actions[t] = action
             kind, stage, layer = steps[t]
+            index = first_token[kind] + action
             if kind == "depth":
-                depths[:, stage] = depth_values[action]
-            token = action + offsets[t]
-            if self.mask_unused and kind != "depth":
-                token = torch.where(depths[:, stage] > layer, token, self.skip_token)
-            return combined.index_select(0, row_base + token)
+                used[stage] = depth_values[action].unsqueeze(1) > slot_depths
+            elif self.mask_unused:
+                index = torch.where(used[stage][:, layer], index, skip)
+            return combined.index_select(0, index)
 
         states = unroll(first, recurrent, len(steps), next_inputs)
         next_inputs(len(steps) - 1, states.hidden[-1])  # the last step's action (its input is never needed)

@@ -76,6 +76,10 @@ def unroll(
     return Unrolled(squashed, candidate, cells, squashed_cells, hidden)
 
 
+_tanh_backward = torch.ops.aten.tanh_backward  # (grad, tanh(x)) -> grad * (1 - tanh(x)^2), one operation
+_sigmoid_backward = torch.ops.aten.sigmoid_backward  # (grad, sigmoid(x)) -> grad * s * (1 - s)
+
+
 class _Recurrence(torch.autograd.Function):
     @staticmethod
     def forward(
@@ -112,14 +116,13 @@ class _Recurrence(torch.autograd.Function):
             if t < steps - 1:
                 grad_h = torch.addmm(grad_hidden[t], grad_gates[t + 1], transposed)
             s, g, tanh_c = squashed[t], candidate[t], squashed_cells[t]
-            s_i, s_f, s_o = s[:, :size], s[:, size : 2 * size], s[:, 2 * size :]
-            grad_c = torch.addcmul(grad_c, grad_h, s_o * (1.0 - tanh_c * tanh_c))  # dc_t
+            grad_c = grad_c + _tanh_backward(grad_h * s[:, 2 * size :], tanh_c)  # dc_t
             torch.mul(grad_c, g, out=through[:, :size])
             torch.mul(grad_c, cells[t], out=through[:, size : 2 * size])
             torch.mul(grad_h, tanh_c, out=through[:, 2 * size :])
-            # sigmoid' = s (1 - s), tanh' = 1 - g^2; written whole (a strided output half is far slower)
-            torch.cat([through * (s - s * s), (grad_c * s_i) * (1.0 - g * g)], dim=1, out=grad_gates[t])
-            grad_c = grad_c * s_f  # dc_{t-1} through the forget gate
+            # written whole: a strided half of the output row is far slower to write
+            torch.cat([_sigmoid_backward(through, s), _tanh_backward(grad_c * s[:, :size], g)], dim=1, out=grad_gates[t])
+            grad_c = grad_c * s[:, size : 2 * size]  # dc_{t-1} through the forget gate
         later = grad_gates[1:].reshape(-1, 4 * size)
         grad_recurrent = hidden[:-1].reshape(-1, size).T @ grad_gates.reshape(-1, 4 * size)
         grad_table = later.new_zeros(ctx.vocabulary, 4 * size).index_add_(0, tokens.reshape(-1), later)

@@ -8,8 +8,15 @@ import pytest
 import torch
 
 from nag.search.config import EvaluatorConfig
-from nag.search.dominance import dominance_of_pairs
-from nag.search.evaluator import Evaluator, RankingData, _all_pairs_loss, pairwise_accuracy, ranking_loss
+from nag.search.dominance import dominance_of_pairs, pairwise_dominance
+from nag.search.evaluator import (
+    Evaluator,
+    RankingData,
+    _all_pairs_loss,
+    _BlockRankingLoss,
+    pairwise_accuracy,
+    ranking_loss,
+)
 
 
 def _brute_force(scores: torch.Tensor, data: RankingData, budgets: list[float], accuracy_condition: bool) -> list[float]:
@@ -87,3 +94,17 @@ def test_all_pairs_minibatch_is_eqn_5_over_its_pairs(loss: str, accuracy_conditi
     expected = ranking_loss(labels * (scores[i] - scores[j]), labels != 0, loss)  # type: ignore[arg-type]
     assert (labels != 0).sum() > 100 and (labels == 0).sum() > 0
     assert found.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("loss", ["hinge", "logistic"])
+def test_block_loss_gradient_is_autograds(loss: str) -> None:
+    # The written-out gradient of the (K, B, B) block loss equals autograd's through the plain formula.
+    generator = torch.Generator().manual_seed(4)
+    cost = torch.randint(10, 20, (9,), generator=generator).double()
+    accuracy = torch.randint(70, 75, (9,), generator=generator).double()
+    labels = pairwise_dominance(cost, accuracy, torch.tensor([12.0, 18.0], dtype=torch.float64), dtype=torch.float64)
+    scores = torch.randn(2, 9, generator=generator, dtype=torch.float64, requires_grad=True)
+    z = labels * (scores.unsqueeze(2) - scores.unsqueeze(1))
+    expected = torch.autograd.grad(ranking_loss(z, labels != 0, loss), scores)[0]  # type: ignore[arg-type]
+    found = torch.autograd.grad(_BlockRankingLoss.apply(scores, labels, loss), scores)[0]
+    assert torch.allclose(found, expected, atol=1e-12) and expected.abs().max() > 0.01

@@ -161,7 +161,7 @@ def _all_pairs_loss(
         dtype=torch.float32,
     )
     scores = model.score_trained(data.encodings[rows]).T  # (K, B)
-    return _BlockRankingLoss.apply(scores, labels, config.loss)  # type: ignore[no-any-return]
+    return _BlockRankingLoss.apply(scores, labels, config.loss)
 
 
 def train_evaluator(

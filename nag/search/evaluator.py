@@ -32,6 +32,7 @@ from tqdm import tqdm
 from nag.search.budgets import BudgetEmbedding
 from nag.search.config import EvaluatorConfig, RankingLoss
 from nag.search.dominance import dominance_of_pairs, pairwise_dominance
+from nag.search.optim import adam
 
 __all__ = ["Evaluator", "RankingData", "pairwise_accuracy", "ranking_loss", "train_evaluator"]
 
@@ -178,7 +179,7 @@ def train_evaluator(
     Deterministic for a given ``seed`` and initial ``model``. Needs at least 2 rows.
     """
     generator = torch.Generator().manual_seed(seed)
-    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
+    optimiser = adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     step_loss = _all_pairs_loss if config.pairing == "all" else _random_pairs_loss
     losses: list[float] = []
     model.train()

@@ -42,6 +42,7 @@ from nag.search.evaluator import Evaluator, RankingData, pairwise_accuracy, trai
 from nag.search.generator import Generator
 from nag.search.layout import StagedLayout
 from nag.search.model import SearchModel, new_evaluator, new_generator
+from nag.search.optim import adam
 from nag.search.surrogate import AccuracySurrogate
 from nag.space import SearchSpace
 
@@ -140,7 +141,7 @@ def train_generator(
     """
     gc, k = config.generator, config.num_budgets
     sampler = torch.Generator().manual_seed(seed)
-    optimiser = torch.optim.Adam(generator.parameters(), lr=gc.lr, fused=True)
+    optimiser = adam(generator.parameters(), lr=gc.lr)
     budget_index = torch.arange(k).repeat_interleave(gc.archs_per_budget)
     if reward is None:
         if evaluator is None:

@@ -107,7 +107,9 @@ def _labelled(
     latency: LatencyPredictor | None,
     num_archs: int,
     seed: int,
-) -> tuple[list[str], list[float], list[float], LatencyPredictor, dict[str, Any]]:
+) -> tuple[list[Any], list[float], list[float], LatencyPredictor, dict[str, Any]]:
+    """The labelled architectures (parsed, or canonical strings), their latencies and accuracies, the latency
+    predictor, and notes on where they came from."""
     from nag.latency.additive import AdditiveLatencyPredictor
 
     space = get_space(space_name)
@@ -116,10 +118,11 @@ def _labelled(
             f"the table holds {table.space!r} architectures but the search is over {space.name!r}; pass --space {table.space}"
         )
     notes: dict[str, Any] = {"table": None if table is None else table.describe()}
+    table_archs: list[Any] = [] if table is None else [space.parse(a) for a in table.archs]  # parsed once, for every use
     if latency is None:
         if table is None:
             raise SettingError("a search needs latencies: give a table (--table) or a latency predictor")
-        latency = AdditiveLatencyPredictor.fit(table.archs, table.latency_ms, space=space.name, seed=seed)
+        latency = AdditiveLatencyPredictor.fit(table_archs, table.latency_ms, space=space.name, seed=seed)
     notes["latency_predictor"] = check_storable(latency)
     notes["latency_predictor"].pop("terms_ms", None)  # the parameters live in latency.json
     if accuracy is None:
@@ -127,7 +130,7 @@ def _labelled(
             raise SettingError(
                 "a search needs accuracies: give a table with an accuracy column, or an accuracy source (--accuracy)"
             )
-        return list(table.archs), list(table.latency_ms), list(table.accuracy), latency, {**notes, "labels": "table"}
+        return table_archs, list(table.latency_ms), list(table.accuracy), latency, {**notes, "labels": "table"}
     known = getattr(accuracy, "archs", None)
     if known is not None:
         archs = list(known)

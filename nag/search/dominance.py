@@ -51,16 +51,25 @@ def dominance_of_pairs(
 
 
 def pairwise_dominance(
-    cost: torch.Tensor, acc: torch.Tensor, budgets: torch.Tensor, *, arch_ids: torch.Tensor | None = None
+    cost: torch.Tensor,
+    acc: torch.Tensor,
+    budgets: torch.Tensor,
+    *,
+    arch_ids: torch.Tensor | None = None,
+    accuracy_condition: bool = True,
+    dtype: torch.dtype = torch.int8,
 ) -> torch.Tensor:
-    """The full ``(K, M, M)`` int8 tensor d(i, j, B_k) over M architectures (for small M: M^2 K bytes).
+    """The full ``(K, M, M)`` tensor d(i, j, B_k) over M architectures (M^2 K entries of ``dtype``).
 
     ``arch_ids`` (optional, ``(M,)`` ints) identifies architectures, so repeated rows of one architecture
-    carry no label; the diagonal never does.
+    carry no label; the diagonal never does. The two budget-free comparisons are made once, as ``(M, M)``
+    blocks, and each budget picks between them where both architectures are feasible.
     """
-    m = cost.shape[0]
-    i, j = torch.meshgrid(torch.arange(m), torch.arange(m), indexing="ij")
-    i, j = i.reshape(-1), j.reshape(-1)
-    same = i == j if arch_ids is None else arch_ids[i] == arch_ids[j]
-    labels = dominance_of_pairs(cost[i], acc[i], cost[j], acc[j], budgets, same=same)  # (M*M, K)
-    return labels.T.reshape(budgets.shape[0], m, m)
+    m, k = cost.shape[0], budgets.shape[0]
+    differs = ~torch.eye(m, dtype=torch.bool) if arch_ids is None else arch_ids.unsqueeze(1) != arch_ids.unsqueeze(0)
+    by_cost = (torch.sign(cost.unsqueeze(0) - cost.unsqueeze(1)) * differs).to(dtype)  # [i, j]: +1 when i is cheaper
+    if not accuracy_condition:
+        return by_cost.expand(k, m, m)
+    by_accuracy = (torch.sign(acc.unsqueeze(1) - acc.unsqueeze(0)) * differs).to(dtype)  # +1 when i is more accurate
+    feasible = cost.unsqueeze(0) <= budgets.unsqueeze(1)  # (K, M)
+    return torch.where(feasible.unsqueeze(2) & feasible.unsqueeze(1), by_accuracy, by_cost)

@@ -5,16 +5,25 @@ first layer is linear in the concatenation, so it is evaluated as ``W_a enc + W_
 architecture part once per architecture, the budget part once per budget, which scores M architectures
 under K budgets for the cost of M + K first-layer products.
 
-Training minimises Eqn. 5 over minibatches of random architecture pairs, each compared under all K
-budgets: ``phi(d(i, j, B_k) * (R(i | B_k) - R(j | B_k)))`` averaged over the labelled (pair, budget)
-entries, with ``phi`` the hinge ``max(0, 1 - z)`` of the paper or the logistic ``softplus(-z)`` of the
-published code. Pairs without a label (ties, same architecture; see :mod:`nag.search.dominance`) are left
-out; one ordering of each pair suffices, as both give the same term.
+Training minimises Eqn. 5 by minibatches, every pair compared under all K budgets:
+``phi(d(i, j, B_k) * (R(i | B_k) - R(j | B_k)))`` averaged over the labelled (pair, budget) entries, with
+``phi`` the hinge ``max(0, 1 - z)`` of the paper or the logistic ``softplus(-z)`` of the published code.
+Pairs without a label (ties, same architecture; see :mod:`nag.search.dominance`) are left out; both
+orderings of a pair give the same term. A minibatch is (``EvaluatorConfig.pairing``):
+
+- ``"all"`` (default): B distinct random rows and every pair among them, as the published code's
+  minibatch of architectures. Scoring B rows under K budgets costs B x K network rows and yields
+  B (B - 1) / 2 x K comparisons, so each scored row serves B - 1 pairs;
+- ``"random"``: independent random pairs, each row scored for one pair (the earlier default: at 256
+  pairs, 512 x K network rows for 256 x K comparisons; on the 16,000-row synthetic problem 3,000 such
+  steps reached held-out pairwise accuracy 0.953, against 0.962 for 3,000 steps of all pairs of 128
+  rows at 2.5x less CPU time).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,7 +31,8 @@ from tqdm import tqdm
 
 from nag.search.budgets import BudgetEmbedding
 from nag.search.config import EvaluatorConfig, RankingLoss
-from nag.search.dominance import dominance_of_pairs
+from nag.search.dominance import dominance_of_pairs, pairwise_dominance
+from nag.search.optim import adam
 
 __all__ = ["Evaluator", "RankingData", "pairwise_accuracy", "ranking_loss", "train_evaluator"]
 
@@ -86,6 +96,75 @@ def _sample_pairs(m: int, n: int, generator: torch.Generator) -> tuple[torch.Ten
     return first, second + (second >= first).long()  # never the same row
 
 
+def _random_pairs_loss(
+    model: Evaluator, data: RankingData, budgets_ms: torch.Tensor, config: EvaluatorConfig, generator: torch.Generator
+) -> torch.Tensor:
+    """Eqn. 5 over ``pairs_per_step`` independent random pairs, each under all K budgets (``pairing="random"``)."""
+    first, second = _sample_pairs(len(data), config.pairs_per_step, generator)
+    labels = dominance_of_pairs(
+        data.latency_ms[first],
+        data.accuracy[first],
+        data.latency_ms[second],
+        data.accuracy[second],
+        budgets_ms,
+        same=data.arch_ids[first] == data.arch_ids[second],
+        accuracy_condition=config.accuracy_condition,
+    ).float()
+    scores = model.score_trained(torch.cat([data.encodings[first], data.encodings[second]]))
+    z = labels * (scores[: len(first)] - scores[len(first) :])
+    return ranking_loss(z, labels != 0, config.loss)
+
+
+class _BlockRankingLoss(torch.autograd.Function):
+    """Eqn. 5 over a ``(K, B, B)`` block of labels for ``(K, B)`` scores: the mean of phi(d (R_i - R_j)) over
+    the labelled entries, with the gradient written out.
+
+    The labels are antisymmetric (d(j, i) = -d(i, j)) and phi's derivative at d (R_i - R_j) is symmetric,
+    so the gradient for R_i is -2 sum_j d(i, j) phi'(.) / count: one reduction over the block instead of
+    the two that autograd makes for a broadcast difference.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, scores: torch.Tensor, labels: torch.Tensor, kind: str) -> torch.Tensor:
+        z = labels * (scores.unsqueeze(2) - scores.unsqueeze(1))
+        labelled = labels.abs()
+        count = labelled.sum().clamp(min=1.0)
+        if kind == "hinge":
+            margin = torch.relu_(labelled - z)  # 1 - z where labelled, 0 elsewhere
+            slope = margin > 0  # -phi'(z) = 1 where the margin is violated
+            ctx.save_for_backward(labels * slope, count)
+            return margin.sum() / count
+        phi = nn.functional.softplus(-z) * labelled
+        ctx.save_for_backward(labels * torch.sigmoid(-z), count)  # -phi'(z) = sigmoid(-z)
+        return phi.sum() / count
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        weighted, count = ctx.saved_tensors
+        return weighted.sum(2) * (-2.0 * grad / count), None, None
+
+
+def _all_pairs_loss(
+    model: Evaluator, data: RankingData, budgets_ms: torch.Tensor, config: EvaluatorConfig, generator: torch.Generator
+) -> torch.Tensor:
+    """Eqn. 5 over every pair of ``archs_per_step`` distinct random rows, under all K budgets (``pairing="all"``).
+
+    Both orders of each pair are summed (they give the same term), as a ``(K, B, B)`` block: a broadcast
+    difference of the K x B scores, with no gathers to back-propagate through.
+    """
+    rows = torch.randperm(len(data), generator=generator)[: config.archs_per_step]
+    labels = pairwise_dominance(
+        data.latency_ms[rows],
+        data.accuracy[rows],
+        budgets_ms,
+        arch_ids=data.arch_ids[rows],
+        accuracy_condition=config.accuracy_condition,
+        dtype=torch.float32,
+    )
+    scores = model.score_trained(data.encodings[rows]).T  # (K, B)
+    return _BlockRankingLoss.apply(scores, labels, config.loss)
+
+
 def train_evaluator(
     model: Evaluator,
     data: RankingData,
@@ -100,24 +179,12 @@ def train_evaluator(
     Deterministic for a given ``seed`` and initial ``model``. Needs at least 2 rows.
     """
     generator = torch.Generator().manual_seed(seed)
-    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    m = len(data)
+    optimiser = adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    step_loss = _all_pairs_loss if config.pairing == "all" else _random_pairs_loss
     losses: list[float] = []
     model.train()
     for step in tqdm(range(config.steps), desc="evaluator", disable=not progress, leave=False):
-        first, second = _sample_pairs(m, config.pairs_per_step, generator)
-        labels = dominance_of_pairs(
-            data.latency_ms[first],
-            data.accuracy[first],
-            data.latency_ms[second],
-            data.accuracy[second],
-            budgets_ms,
-            same=data.arch_ids[first] == data.arch_ids[second],
-            accuracy_condition=config.accuracy_condition,
-        ).float()
-        scores = model.score_trained(torch.cat([data.encodings[first], data.encodings[second]]))
-        z = labels * (scores[: len(first)] - scores[len(first) :])
-        loss = ranking_loss(z, labels != 0, config.loss)
+        loss = step_loss(model, data, budgets_ms, config, generator)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -129,34 +196,31 @@ def train_evaluator(
 
 @torch.no_grad()
 def pairwise_accuracy(
-    model: Evaluator, data: RankingData, budgets_ms: torch.Tensor, *, chunk: int = 256, accuracy_condition: bool = True
+    model: Evaluator, data: RankingData, budgets_ms: torch.Tensor, *, chunk: int = 512, accuracy_condition: bool = True
 ) -> list[float]:
     """Per trained budget, the fraction of labelled pairs of ``data`` that R orders as d does (d as trained:
     with or without the ``accuracy_condition``).
 
     Every ordered pair is counted (both orders agree, so this equals the unordered fraction); a tie in R
-    counts as wrong. A budget without labelled pairs reports NaN.
+    counts as wrong. A budget without labelled pairs reports NaN. The comparisons that do not depend on the
+    budget (accuracy, cost, same architecture) are made once per block of rows, then each budget only
+    chooses between them: the M^2 K labels of :func:`dominance_of_pairs` are never materialised.
     """
     scores = model.score_trained(data.encodings)  # (M, K)
     m, k = scores.shape
-    correct = torch.zeros(k, dtype=torch.float64)
-    total = torch.zeros(k, dtype=torch.float64)
-    columns = torch.arange(m)
+    feasible = data.latency_ms.unsqueeze(1) <= budgets_ms.unsqueeze(0)  # (M, K)
+    correct = torch.zeros(k, dtype=torch.int64)
+    total = torch.zeros(k, dtype=torch.int64)
     for start in range(0, m, chunk):
-        rows = torch.arange(start, min(start + chunk, m))
-        i = rows.repeat_interleave(m)
-        j = columns.repeat(len(rows))
-        labels = dominance_of_pairs(
-            data.latency_ms[i],
-            data.accuracy[i],
-            data.latency_ms[j],
-            data.accuracy[j],
-            budgets_ms,
-            same=data.arch_ids[i] == data.arch_ids[j],
-            accuracy_condition=accuracy_condition,
-        )
-        predicted = torch.sign(scores[i] - scores[j]).to(torch.int8)
-        labelled = labels != 0
-        correct += ((predicted == labels) & labelled).sum(0).double()
-        total += labelled.sum(0).double()
-    return [float(c / t) if t > 0 else float("nan") for c, t in zip(correct, total, strict=True)]
+        rows = slice(start, min(start + chunk, m))
+        differs = data.arch_ids[rows].unsqueeze(1) != data.arch_ids.unsqueeze(0)  # (c, M): same architecture: no label
+        by_cost = torch.sign(data.latency_ms.unsqueeze(0) - data.latency_ms[rows].unsqueeze(1)).to(torch.int8)
+        by_accuracy = torch.sign(data.accuracy[rows].unsqueeze(1) - data.accuracy.unsqueeze(0)).to(torch.int8)
+        for b in range(k):
+            both = feasible[rows, b].unsqueeze(1) & feasible[:, b].unsqueeze(0) if accuracy_condition else None
+            label = by_cost if both is None else torch.where(both, by_accuracy, by_cost)
+            predicted = torch.sign(scores[rows, b].unsqueeze(1) - scores[:, b].unsqueeze(0)).to(torch.int8)
+            labelled = (label != 0) & differs
+            correct[b] += int(((predicted == label) & labelled).sum())
+            total[b] += int(labelled.sum())
+    return [float(c / t) if t > 0 else float("nan") for c, t in zip(correct.tolist(), total.tolist(), strict=True)]

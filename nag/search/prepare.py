@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from typing import Any
 
 import numpy as np
@@ -59,9 +60,13 @@ def prepare(
     latency: LatencyPredictor,
     progress: bool = False,
     notes: dict[str, Any] | None = None,
+    background: Executor | None = None,
 ) -> PreparedData:
-    """Split, space the budgets, encode, and fit the accuracy surrogate. ``archs`` parsed or canonical strings."""
-    started = time.perf_counter()
+    """Split, space the budgets, encode, and fit the accuracy surrogate. ``archs`` parsed or canonical strings.
+
+    With ``background`` (a thread pool) the surrogate is fitted there, and the returned data holds the
+    pending fit: :meth:`PreparedData.ready` waits for it (the evaluator and the generator do not need it).
+    """
     lat, acc = np.asarray(latency_ms, dtype=np.float64), np.asarray(accuracy, dtype=np.float64)
     _check(archs, lat, acc, config)
     parsed = [space.parse(a) for a in archs]
@@ -83,21 +88,29 @@ def prepare(
     n_held = max(2, round(len(parsed) * config.holdout_fraction))
     heldout, train = data.subset(order[:n_held]), data.subset(order[n_held:])
     surrogate = new_surrogate(layout, config, seed=config.seed + 3)
-    report = fit_surrogate(
-        surrogate,
-        (train.encodings, train.accuracy),
-        (heldout.encodings, heldout.accuracy),
-        config.surrogate,
-        seed=config.seed + 3,
-        progress=progress,
-    )
-    summary = {
+    summary: dict[str, Any] = {
         "rows": len(parsed),
         "distinct_architectures": len(ids),
         "train_rows": len(train),
         "heldout_rows": len(heldout),
         "latency_ms_range": [float(lat.min()), float(lat.max())],
         "accuracy_range": [float(acc.min()), float(acc.max())],
-        "surrogate": {**report.__dict__, "seconds": round(time.perf_counter() - started, 2)},
     }
-    return PreparedData(space, layout, budgets, train, heldout, latency, surrogate, {**(notes or {}), **summary})
+    summary = {**(notes or {}), **summary}
+
+    def fit() -> None:
+        fit_started = time.perf_counter()
+        report = fit_surrogate(
+            surrogate,
+            (train.encodings, train.accuracy),
+            (heldout.encodings, heldout.accuracy),
+            config.surrogate,
+            seed=config.seed + 3,
+            progress=progress and background is None,
+        )
+        summary["surrogate"] = {**report.__dict__, "seconds": round(time.perf_counter() - fit_started, 2)}
+
+    pending = None if background is None else background.submit(fit)
+    if pending is None:
+        fit()
+    return PreparedData(space, layout, budgets, train, heldout, latency, surrogate, summary, surrogate_fit=pending)

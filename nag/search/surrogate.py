@@ -14,6 +14,7 @@ from torch import nn
 from tqdm import tqdm
 
 from nag.search.config import SurrogateConfig
+from nag.search.optim import adam
 
 __all__ = ["AccuracySurrogate", "SurrogateReport", "fit_surrogate"]
 
@@ -66,7 +67,7 @@ def fit_surrogate(
     model.mean.fill_(float(accuracy.mean()))
     model.scale.fill_(float(accuracy.std()) if len(accuracy) > 1 and float(accuracy.std()) > 0 else 1.0)
     generator = torch.Generator().manual_seed(seed)
-    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimiser = adam(model.parameters(), lr=config.lr)
     model.train()
     for _ in tqdm(range(config.steps), desc="accuracy surrogate", disable=not progress, leave=False):
         batch = torch.randint(len(accuracy), (config.batch_size,), generator=generator)

@@ -22,8 +22,11 @@ trials that differ in seed or entropy weight are judged by the same yardstick. E
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -39,6 +42,7 @@ from nag.search.evaluator import Evaluator, RankingData, pairwise_accuracy, trai
 from nag.search.generator import Generator
 from nag.search.layout import StagedLayout
 from nag.search.model import SearchModel, new_evaluator, new_generator
+from nag.search.optim import adam
 from nag.search.surrogate import AccuracySurrogate
 from nag.space import SearchSpace
 
@@ -67,6 +71,15 @@ class PreparedData:
     latency: LatencyPredictor  # feasibility at inference
     surrogate: AccuracySurrogate  # the accuracy estimate (fitted on the training split)
     notes: dict[str, Any] = field(default_factory=dict)  # data and fit reports for metrics.json
+    surrogate_fit: Future[None] | None = None  # the surrogate's fit while it runs in the background (see ready)
+
+    def ready(self) -> PreparedData:
+        """This data with the surrogate fitted: waits for a fit running in the background (re-raising its
+        error), and returns a copy without the pending fit (which a copy shipped to Ray could not carry)."""
+        if self.surrogate_fit is None:
+            return self
+        self.surrogate_fit.result()
+        return dataclasses.replace(self, surrogate_fit=None)
 
 
 @dataclass(frozen=True, eq=False)
@@ -128,7 +141,7 @@ def train_generator(
     """
     gc, k = config.generator, config.num_budgets
     sampler = torch.Generator().manual_seed(seed)
-    optimiser = torch.optim.Adam(generator.parameters(), lr=gc.lr)
+    optimiser = adam(generator.parameters(), lr=gc.lr)
     budget_index = torch.arange(k).repeat_interleave(gc.archs_per_budget)
     if reward is None:
         if evaluator is None:
@@ -141,12 +154,12 @@ def train_generator(
     for iteration in tqdm(range(gc.iterations), desc="generator", disable=not progress, leave=False):
         embeddings = generator.budget_embedding.trained(budget_index)
         if rollouts is None:
-            raw = generator.sample_raw(embeddings.detach(), generator=sampler)
+            raw, rollout = generator.sample_rollout(embeddings, generator=sampler)
             rewards = reward(raw, generator.active(raw))
         else:
             raw_array, reward_array = rollouts.sample({n: p.detach() for n, p in generator.state_dict().items()}, iteration)
             raw, rewards = torch.as_tensor(raw_array), torch.as_tensor(reward_array, dtype=torch.float32)
-        rollout = generator(embeddings, raw)
+            rollout = generator(embeddings, raw)
         advantage, baseline = _advantages(rewards.view(k, -1), baseline, config)
         loss = -(advantage.reshape(-1) * rollout.log_prob).mean() - gc.entropy_weight * rollout.entropy.mean()
         optimiser.zero_grad()
@@ -165,11 +178,15 @@ def train_generator(
     return history
 
 
-def run_trial(prepared: PreparedData, config: SearchConfig, *, progress: bool = False) -> TrialOutcome:
+def run_trial(
+    prepared: PreparedData, config: SearchConfig, *, progress: bool = False, background: Executor | None = None
+) -> TrialOutcome:
     """Fit an evaluator and a generator with ``config.seed`` and ``config.generator.entropy_weight``.
 
     With ``config.rollout_workers > 0`` the generator's rollouts are sampled by that many Ray actors
-    (:class:`nag.search.rollouts.RayRolloutPool`; Ray must be initialised).
+    (:class:`nag.search.rollouts.RayRolloutPool`; Ray must be initialised). With ``background`` (a thread
+    pool), the evaluator's held-out pairwise accuracy is measured there while the generator trains; the
+    result is the same either way.
     """
     from nag.search.inference import infer
 
@@ -177,9 +194,11 @@ def run_trial(prepared: PreparedData, config: SearchConfig, *, progress: bool = 
     budgets_ms = torch.tensor(prepared.budgets.budgets_ms, dtype=torch.float64)
     evaluator = new_evaluator(prepared.layout, config, seed=config.seed)
     losses = train_evaluator(evaluator, prepared.train, budgets_ms, config.evaluator, seed=config.seed, progress=progress)
-    heldout_accuracy = pairwise_accuracy(
-        evaluator, prepared.heldout, budgets_ms, accuracy_condition=config.evaluator.accuracy_condition
+    measure = functools.partial(
+        pairwise_accuracy, evaluator, prepared.heldout, budgets_ms, accuracy_condition=config.evaluator.accuracy_condition
     )
+    heldout = None if background is None else background.submit(measure)  # read-only use of the trained evaluator
+    heldout_accuracy = measure() if heldout is None else []
     evaluator_seconds = time.perf_counter() - started
     generator = new_generator(prepared.layout, config, seed=config.seed + 1)
     pool = None
@@ -200,6 +219,9 @@ def run_trial(prepared: PreparedData, config: SearchConfig, *, progress: bool = 
     finally:
         if pool is not None:
             pool.close()
+    if heldout is not None:
+        heldout_accuracy = heldout.result()
+    prepared = prepared.ready()
     model = SearchModel(
         space=prepared.space,
         layout=prepared.layout,

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
+
+from _local import local_cpu_workspace
 
 
 def main() -> None:
@@ -29,12 +28,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=30)
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="nag-table-bench-"))
-    (work / "agents.yaml").write_text("adb: null\n")
-    env = {**os.environ, "NAG_AGENTS_CONFIG": str(work / "agents.yaml"), "NAG_CACHE_DIR": str(work / "cache")}
-    env.setdefault("RAY_AUTH_MODE", "disabled")
-    env.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no traffic off this machine
-    env.setdefault("NAG_RAY_NODE_IP", "127.0.0.2")
+    work, env = local_cpu_workspace("nag-table-bench-")
     db = work / "tables.db"
     common = ["--kind", "ort-cpu", "--db", str(db), "--resolution", str(args.resolution), "--runs", str(args.runs)]
     start = time.perf_counter()

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
+
+from _local import local_cpu_workspace
 
 
 def main() -> None:
@@ -32,12 +31,7 @@ def main() -> None:
     print("| executor | blocks | wall (s) | device time (s), baseline | wall / device time |")
     print("|---|---:|---:|---:|---:|")
     for executor in args.executors:
-        work = Path(tempfile.mkdtemp(prefix=f"nag-table5-{executor}-"))
-        (work / "agents.yaml").write_text("adb: null\n")
-        env = {**os.environ, "NAG_AGENTS_CONFIG": str(work / "agents.yaml"), "NAG_CACHE_DIR": str(work / "cache")}
-        env.setdefault("RAY_AUTH_MODE", "disabled")
-        env.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no traffic off this machine
-        env.setdefault("NAG_RAY_NODE_IP", "127.0.0.2")
+        work, env = local_cpu_workspace(f"nag-table5-{executor}-")
         db = work / "tables.db"
         argv = ["table", "build", "--kind", "ort-cpu", "--db", str(db), "--runs", str(args.runs), "--executor", executor]
         for resolution in args.resolutions:

@@ -228,8 +228,11 @@ class _ThreadDevices:
         return self._registry.jobs()
 
     def health(self, record: DeviceRecord, timeout_s: float) -> dict[str, Any]:
-        with ThreadPoolExecutor(max_workers=1) as pool:  # a hung device must not hang the status
+        pool = ThreadPoolExecutor(max_workers=1)  # a hung device must not hang the status: never wait for it
+        try:
             return pool.submit(self._workers[record.device_id].health).result(timeout=timeout_s)
+        finally:
+            pool.shutdown(wait=False)
 
     def executor(self, records: dict[str, DeviceRecord], spec: MeasurementSpec) -> Executor:
         return ThreadExecutor(by_device(self._workers, spec), list(records))

@@ -62,7 +62,7 @@ def test_groups_are_compared_apart_and_a_lone_device_is_not_judged() -> None:
 
 
 SLEEP = "agents.testing.sleep:SleepAgent"
-SPEC = MeasurementSpec(warmup_runs=1, runs=10)
+SPEC = MeasurementSpec(warmup_runs=1, runs=25)
 
 
 @pytest.fixture
@@ -95,7 +95,7 @@ def test_nag_farm_check_on_a_ray_farm(three_devices: None, tmp_path: Path) -> No
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "NAG_RAY_NODE_IP": "127.0.0.2", "NAG_AGENTS_CONFIG": str(config),
            "NAG_CACHE_DIR": str(tmp_path / "cache")}  # fmt: skip
     result = subprocess.run(
-        [sys.executable, "-m", "nag", "farm", "check", "--kind", SLEEP, "--resolution", "96", "--runs", "10",
+        [sys.executable, "-m", "nag", "farm", "check", "--kind", SLEEP, "--resolution", "96", "--runs", "25",
          "--warmup", "1", "--json"],
         capture_output=True, text=True, timeout=600, env=env,
     )  # fmt: skip

@@ -174,7 +174,7 @@ QUICK = DemoConfig(
     calib_images=64,
     search=SearchConfig(
         num_budgets=4,
-        evaluator=EvaluatorConfig(steps=60, pairs_per_step=64),
+        evaluator=EvaluatorConfig(steps=60, archs_per_step=16),  # all pairs of 16 rows a step
         generator=GeneratorConfig(iterations=20, archs_per_budget=8),
         surrogate=SurrogateConfig(steps=60, batch_size=32),
     ),

@@ -6,6 +6,7 @@ Nothing heavy is imported here: torch and ray load inside the handlers.
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,12 @@ def register(subparsers: Any) -> None:
         help="with --select-by source: moves of the local search under the source after the pick "
         "(default: the run's, 8; 0: the paper's inference, the best draw)",
     )
+    upgrade = subparsers.add_parser(
+        "upgrade-run", help="add inference.npz to a run directory from an older nag, so 'nag generate' loads it without torch"
+    )
+    upgrade.add_argument("run", help="run directory written by 'nag search'")
+    upgrade.set_defaults(handler=_upgrade_run)
+
     generate.set_defaults(
         handler=_generate,
         space="ofa-mbv3",
@@ -285,7 +292,7 @@ def _run(args: argparse.Namespace, config: Any, table: Any, accuracy: Any, tune_
         log=lambda message: print(message, file=sys.stderr),
     )
     if args.accuracy is not None:
-        _store_accuracy(args, out)
+        _store_accuracy(args, out, accuracy)
     _, metrics = load_run(out)
     best = metrics["trials"][metrics["best_trial"]]
     print(
@@ -310,6 +317,7 @@ def _run(args: argparse.Namespace, config: Any, table: Any, accuracy: Any, tune_
 
 
 ACCURACY_FILE = "accuracy.json"  # optional in a run directory: how to reopen its accuracy source (registry spec)
+ACCURACY_FIT_FILE = "accuracy.npz"  # optional: a fitted source's fit, with the fingerprint of what it was fitted from
 _REOPEN = (
     "space",
     "resolution",
@@ -323,22 +331,71 @@ _REOPEN = (
 )
 
 
-def _store_accuracy(args: argparse.Namespace, out: Any) -> None:
-    """Keep the --accuracy spec (with file targets made absolute) so 'nag generate --select-by source' can reopen it."""
-    from pathlib import Path
-
+def _absolute_spec(spec: str) -> str:
+    """``spec`` with a file target made absolute (``fitted:t.csv`` -> ``fitted:/abs/t.csv``)."""
     from nag.accuracy.registry import parse_spec
+
+    kind, target = parse_spec(spec)
+    return f"{kind}:{Path(target).resolve()}" if target else kind
+
+
+def _store_accuracy(args: argparse.Namespace, out: Any, source: Any) -> None:
+    """Keep the --accuracy spec (with file targets made absolute) so 'nag generate --select-by source' can reopen it,
+    and a fitted source's fit (accuracy.npz, with a fingerprint of what it was fitted from) so that reopening it
+    does not fit it again."""
+    import numpy as np
+
+    from nag.accuracy.registry import fit_fingerprint
+    from nag.data import atomic_write_bytes
     from nag.search.rundir import write_json
 
-    kind, target = parse_spec(args.accuracy)
-    spec = f"{kind}:{Path(target).resolve()}" if target else kind
-    write_json(Path(out) / ACCURACY_FILE, {"spec": spec, **{name: getattr(args, name) for name in _REOPEN}})
+    spec = _absolute_spec(args.accuracy)
+    settings = {name: getattr(args, name) for name in _REOPEN}
+    write_json(Path(out) / ACCURACY_FILE, {"spec": spec, **settings})
+    fingerprint = fit_fingerprint(spec, settings)
+    to_arrays = getattr(source, "to_arrays", None)
+    if fingerprint is None or not callable(to_arrays):
+        (Path(out) / ACCURACY_FIT_FILE).unlink(missing_ok=True)
+        return
+    buffer = io.BytesIO()
+    np.savez(buffer, fingerprint=np.asarray(fingerprint), **{f"fit.{k}": v for k, v in to_arrays().items()})
+    atomic_write_bytes(Path(out) / ACCURACY_FIT_FILE, buffer.getvalue())
+
+
+def _stored_fit(run: str, spec: str, settings: dict[str, Any]) -> Any:
+    """The run's stored fit of ``spec`` (accuracy.npz) when it is the fit that opening ``spec`` would make, else None."""
+    from nag.accuracy.fitted import DEFAULT_ALPHA, DEFAULT_GAMMA, FittedAccuracyPredictor, FittedModelError
+    from nag.accuracy.registry import fit_fingerprint
+    from nag.errors import SettingError
+    from nag.search.rundir import RunDirError, read_arrays
+
+    path = Path(run) / ACCURACY_FIT_FILE
+    if not path.is_file():
+        return None
+    fingerprint = fit_fingerprint(spec, settings)
+    if fingerprint is None:
+        return None
+    stored = read_arrays(path)
+    found = stored.pop("fingerprint", None)
+    if found is None or found.shape != () or found.dtype.kind != "U":
+        raise RunDirError(f"{path} has no fingerprint; the run directory is damaged, run 'nag search' again")
+    if str(found) != fingerprint:
+        return None  # fitted from another table (or the table changed since): fit it again
+    try:
+        fitted = FittedAccuracyPredictor.from_arrays({k.removeprefix("fit."): v for k, v in stored.items()})
+    except (FittedModelError, SettingError) as exc:
+        raise RunDirError(f"{path} is damaged ({exc}); run 'nag search' again") from None
+    if (fitted.gamma, fitted.alpha) != (DEFAULT_GAMMA, DEFAULT_ALPHA):  # the settings the fingerprint says it was fitted with
+        raise RunDirError(
+            f"{path} holds a fit with gamma {fitted.gamma!r}, alpha {fitted.alpha!r}, not the fit's {DEFAULT_GAMMA}, "
+            f"{DEFAULT_ALPHA}: it is damaged; run 'nag search' again"
+        )
+    return fitted
 
 
 def _generation_source(args: argparse.Namespace) -> tuple[Any, str]:
     """The accuracy source for selection (given, or stored in the run) and the selection rule in force."""
     import json
-    from pathlib import Path
 
     from nag.accuracy.registry import open_source
     from nag.errors import SettingError
@@ -359,15 +416,29 @@ def _generation_source(args: argparse.Namespace) -> tuple[Any, str]:
         if args.select_by == "source":
             raise SettingError("--select-by source needs the accuracy source: pass --accuracy SPEC (the run stores none)")
         return None, "surrogate"
+    fitted = _stored_fit(args.run, _absolute_spec(spec), {name: getattr(options, name) for name in _REOPEN})
+    if fitted is not None:
+        return fitted, "source"  # the run's own fit of a fitted source (a fast one)
     opened = open_source(spec, accuracy_options(options))
     if args.select_by is None and not opened.fast:
         return None, "surrogate"  # a slow source (supernet) is asked only when requested
     return opened.source, "source"
 
 
+def _upgrade_run(args: argparse.Namespace) -> int:
+    from nag.search.rundir import upgrade_run
+
+    if upgrade_run(args.run):
+        print(f"{args.run}: wrote inference.npz; 'nag generate' now loads it without torch")
+    else:
+        print(f"{args.run}: already has inference.npz; nothing to do")
+    return 0
+
+
 def _generate(args: argparse.Namespace) -> int:
     from nag.errors import SettingError
     from nag.search.api import generate
+    from nag.search.rundir import has_inference_file
 
     if args.refine_steps is not None and args.refine_steps < 0:  # before the run is read
         raise SettingError(f"--refine-steps must be >= 0, got {args.refine_steps}; 0 turns refinement off")
@@ -375,6 +446,12 @@ def _generate(args: argparse.Namespace) -> int:
         if value is not None and value < least:
             raise SettingError(f"{flag} must be an integer >= {least}, got {value}")
     source, select_by = _generation_source(args)
+    if Path(args.run, "manifest.json").is_file() and not has_inference_file(args.run):
+        print(
+            f"nag: note: {args.run} was written before inference.npz existed, so it loads through torch (about a second "
+            f"slower); 'nag upgrade-run {args.run}' adds it",
+            file=sys.stderr,
+        )
     results = generate(
         args.run,
         args.budget,

@@ -128,6 +128,17 @@ def _numpy(model: InferenceModel | SearchModel) -> InferenceModel:
     return model if isinstance(model, InferenceModel) else model.inference
 
 
+def _unique_rows(rows: np.ndarray) -> np.ndarray:
+    """The distinct rows in lexicographic order: ``np.unique(rows, axis=0)``, without its import of ``numpy.ma``
+    (11 ms of a generate process)."""
+    if not len(rows):
+        return rows
+    ordered = rows[np.lexsort(rows.T[::-1])]
+    keep = np.ones(len(ordered), dtype=bool)
+    keep[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    return ordered[keep]
+
+
 @dataclass(frozen=True, eq=False)
 class _Asked:
     """One requested budget on its way through inference."""
@@ -149,7 +160,7 @@ def _draw(model: InferenceModel, scorer: CandidateScorer, asked: _Asked, options
         if rounds > 1:
             embeddings = np.repeat(model.policy.embed([asked.placement]), options.candidates, axis=0)
             drawn = model.policy.sample(embeddings, asked.rng)
-        distinct = np.unique(drawn, axis=0)
+        distinct = _unique_rows(drawn)
         fresh = distinct[[row.tobytes() not in seen for row in distinct]]
         seen.update(row.tobytes() for row in fresh)
         if len(fresh):

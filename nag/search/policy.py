@@ -50,8 +50,8 @@ GENERATOR_WEIGHTS = (
 
 _CHUNK_ROWS = 2048  # rows of element-wise work at a time (a few MB): a million candidates' arrays do not fit a cache
 
-# picks each step's actions: (block, step, that block's probabilities (n_b, C)) -> (n_b,) choice indices
-Pick = Callable[[int, int, np.ndarray], np.ndarray]
+# picks each step's actions: (step, every row's probabilities (n, C)) -> (n,) choice indices
+Pick = Callable[[int, np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True, eq=False)
@@ -180,8 +180,7 @@ class NumpyPolicy:
             probs = np.exp(logits, out=logits)
             probs /= probs.sum(axis=1, keepdims=True)
             action = actions[:, t]
-            for index, block in enumerate(rows):
-                action[block] = pick(index, t, probs[block])
+            action[:] = pick(t, probs)
             if t in depth_step:
                 depths[:, depth_step[t]] = depth_values[action]
             token = action + self.offsets[t]
@@ -194,7 +193,7 @@ class NumpyPolicy:
 
     def sample_raw(self, embeddings: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One raw action sequence ``(n, T)`` per row of ``embeddings``, each step drawn from the policy."""
-        return self._run([embeddings], _drawing([rng]))
+        return self._run([embeddings], _drawing([rng], [len(embeddings)]))
 
     def sample(self, embeddings: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Sampled actions with inactive steps zeroed (equal architectures give equal rows)."""
@@ -205,7 +204,7 @@ class NumpyPolicy:
         as sampling each block alone with its stream."""
         if len(blocks) != len(rngs):
             raise ValueError(f"give one random stream per block: {len(blocks)} blocks, {len(rngs)} streams")
-        raw = self.layout.canonical_actions(self._run(blocks, _drawing(rngs)))
+        raw = self.layout.canonical_actions(self._run(blocks, _drawing(rngs, [len(block) for block in blocks])))
         return np.split(raw, np.cumsum([len(block) for block in blocks])[:-1])
 
     def log_prob(self, embeddings: np.ndarray, actions: np.ndarray) -> np.ndarray:
@@ -213,7 +212,7 @@ class NumpyPolicy:
         found = np.zeros(actions.shape[0])
         counted = self.layout.active_mask(actions) if self.mask_unused else np.ones(actions.shape, dtype=bool)
 
-        def replay(_block: int, step: int, probs: np.ndarray) -> np.ndarray:
+        def replay(step: int, probs: np.ndarray) -> np.ndarray:
             chosen = actions[:, step]
             found[:] += np.where(counted[:, step], np.log(probs[np.arange(len(chosen)), chosen]), 0.0)
             return chosen
@@ -222,12 +221,18 @@ class NumpyPolicy:
         return found
 
 
-def _drawing(rngs: Sequence[np.random.Generator]) -> Pick:
-    """Draw each block's actions from its probabilities with that block's stream: one uniform per row and step."""
+def _drawing(rngs: Sequence[np.random.Generator], sizes: Sequence[int]) -> Pick:
+    """Draw every row's action from its probabilities: one uniform per row and step, each block of ``sizes``
+    rows from its own stream (the comparison itself runs over all rows at once)."""
 
-    def draw(block: int, _step: int, probs: np.ndarray) -> np.ndarray:
+    def draw(_step: int, probs: np.ndarray) -> np.ndarray:
         cumulative = np.cumsum(probs, axis=1)
-        drawn = (cumulative < rngs[block].random((probs.shape[0], 1)) * cumulative[:, -1:]).sum(axis=1)
+        uniform = (
+            rngs[0].random((sizes[0], 1))
+            if len(rngs) == 1
+            else np.concatenate([r.random((n, 1)) for r, n in zip(rngs, sizes, strict=True)])
+        )
+        drawn = (cumulative < uniform * cumulative[:, -1:]).sum(axis=1)
         return np.minimum(drawn, probs.shape[1] - 1)
 
     return draw

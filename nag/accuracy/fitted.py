@@ -263,7 +263,7 @@ class FittedAccuracyPredictor:
         self._support_dense = self._support.table[:-1].astype(np.float32)  # (encoding_size, n) for accuracy_encoded
         size = self._encode.size
         self._exp_shared = np.exp((2.0 * self.gamma) * np.arange(size + 1, dtype=np.float64))  # by shared columns 0..size
-        self._shared_index = np.min_scalar_type(size)
+        self._shared_index = np.intp  # gathers faster than a narrower index type
         self._weights = np.exp(-self.gamma * self._support.counts) * self.dual  # (n,) exp(-gamma |b|) dual
 
     @property

@@ -438,7 +438,7 @@ def _upgrade_run(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from nag.errors import SettingError
     from nag.search.api import generate
-    from nag.search.rundir import has_inference_file
+    from nag.search.rundir import predates_inference_file
 
     if args.refine_steps is not None and args.refine_steps < 0:  # before the run is read
         raise SettingError(f"--refine-steps must be >= 0, got {args.refine_steps}; 0 turns refinement off")
@@ -446,7 +446,7 @@ def _generate(args: argparse.Namespace) -> int:
         if value is not None and value < least:
             raise SettingError(f"{flag} must be an integer >= {least}, got {value}")
     source, select_by = _generation_source(args)
-    if Path(args.run, "manifest.json").is_file() and not has_inference_file(args.run):
+    if predates_inference_file(args.run):
         print(
             f"nag: note: {args.run} was written before inference.npz existed, so it loads through torch (about a second "
             f"slower); 'nag upgrade-run {args.run}' adds it",

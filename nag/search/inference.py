@@ -114,7 +114,6 @@ def _note(
 
 @dataclass(frozen=True)
 class _Options:
-    seed: int
     candidates: int
     max_rounds: int
     select_by: str
@@ -285,7 +284,7 @@ def warm_up(model: InferenceModel | SearchModel) -> None:
     predictor's additive form, numpy's own first calls) is not charged to a budget."""
     model = _numpy(model)
     ic = model.config.inference
-    options = _Options(0, ic.candidates, 1, "surrogate", 0, 0, 1)
+    options = _Options(ic.candidates, 1, "surrogate", 0, 0, 1)
     (asked,) = _first_rounds(model, [model.budgets.place(model.budgets.budgets_ms[0])], 0, ic.candidates)
     _infer_one(model, _scorer(model, None), asked, options)
 
@@ -315,7 +314,6 @@ def infer(
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise SettingError(f"seed must be an integer >= 0, got {seed!r}")
     options = _Options(
-        seed=seed,
         candidates=ic.candidates if candidates is None else candidates,
         max_rounds=ic.max_rounds if max_rounds is None else max_rounds,
         select_by=select_by or ic.select_by,

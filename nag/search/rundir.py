@@ -64,9 +64,9 @@ __all__ = [
     "LATENCY_KINDS",
     "RunDirError",
     "check_storable",
-    "has_inference_file",
     "load_inference",
     "load_run",
+    "predates_inference_file",
     "read_arrays",
     "save_run",
     "upgrade_run",
@@ -260,14 +260,15 @@ def load_run(run_dir: str | os.PathLike[str]) -> tuple[SearchModel, dict[str, An
     return model, _read_metrics(run)
 
 
-def has_inference_file(run_dir: str | os.PathLike[str]) -> bool:
-    """True when ``run_dir``'s manifest lists ``inference.npz`` (False for directories written before it, and
-    for anything that is not a complete run directory: the loaders say what is wrong with those)."""
+def predates_inference_file(run_dir: str | os.PathLike[str]) -> bool:
+    """True when ``run_dir``'s manifest is readable and does not list ``inference.npz`` (a directory written before
+    it existed, which loads through torch); False otherwise (the loaders say what is wrong with a damaged one)."""
     try:
         manifest = json.loads((Path(run_dir) / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return False
-    return isinstance(manifest, dict) and isinstance(manifest.get("files"), list) and INFERENCE_FILE in manifest["files"]
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    return isinstance(files, list) and INFERENCE_FILE not in files
 
 
 def read_arrays(path: Path) -> dict[str, np.ndarray]:

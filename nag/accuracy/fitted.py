@@ -235,17 +235,20 @@ class FittedAccuracyPredictor:
         *,
         space: str,
         support: Sequence[str],
-        dual: Sequence[float],
+        dual: Sequence[float] | np.ndarray,
         offset: float,
         gamma: float,
         alpha: float,
         train_range: tuple[float, float],
         provenance: str,
+        active: np.ndarray | None = None,
     ) -> None:
+        """``active``: the support's active encoding columns as :meth:`to_arrays` stored them, with ``support``
+        already canonical (None: parse and encode ``support``)."""
         _check_hyper(gamma, alpha)
         self._space: SearchSpace[Any] = get_space(space)
         self._encode = _Encoder(self._space)
-        self.support = tuple(self._space.format(self._space.parse(a)) for a in support)
+        self.support = tuple(support) if active is not None else tuple(self._space.format(self._space.parse(a)) for a in support)
         self.dual = np.asarray(dual, dtype=np.float64)
         if self.dual.shape != (len(self.support),) or not np.isfinite(self.dual).all() or not math.isfinite(offset):
             raise FittedModelError(
@@ -255,8 +258,13 @@ class FittedAccuracyPredictor:
         self.offset, self.gamma, self.alpha = float(offset), float(gamma), float(alpha)
         self.train_range = (float(train_range[0]), float(train_range[1]))  # lowest and highest training accuracy
         self.provenance = provenance
-        self._support = _Support.of(self._encode(self._space.parse_many(list(self.support))), self._encode.size)
+        self._active = self._encode(self._space.parse_many(list(self.support))) if active is None else active
+        self._support = _Support.of(self._active, self._encode.size)
         self._support_dense = self._support.table[:-1].astype(np.float32)  # (encoding_size, n) for accuracy_encoded
+        size = self._encode.size
+        self._exp_shared = np.exp((2.0 * self.gamma) * np.arange(size + 1, dtype=np.float64))  # by shared columns 0..size
+        self._shared_index = np.intp  # gathers faster than a narrower index type
+        self._weights = np.exp(-self.gamma * self._support.counts) * self.dual  # (n,) exp(-gamma |b|) dual
 
     @property
     def space(self) -> str:
@@ -270,7 +278,7 @@ class FittedAccuracyPredictor:
     def accuracy_encoded(self, encodings: np.ndarray) -> np.ndarray:
         """Top-1 of architectures given as rows of ``space.encode`` (0/1); the values ``accuracy`` gives."""
         dense = np.asarray(encodings)
-        if dense.ndim != 2 or dense.shape[1] != self._encode.size or not np.isin(dense, (0, 1)).all():
+        if dense.ndim != 2 or dense.shape[1] != self._encode.size or not ((dense == 0) | (dense == 1)).all():
             raise SettingError(
                 f"accuracy_encoded takes rows of {self.space}'s 0/1 encoding ({self._encode.size} columns), "
                 f"got an array of shape {dense.shape}"
@@ -279,10 +287,11 @@ class FittedAccuracyPredictor:
             return np.zeros(0)
         # shared active columns with each support row as one product (exact: small integers in float32); callers
         # that ask often run with one BLAS thread (nag.search.api.compute_threads), where this beats the column loop
-        shared = (dense.astype(np.float32, copy=False) @ self._support_dense).astype(np.float64)
+        # exp(2 gamma a.b) of those integers is read from a table of exp(2 gamma k): the same float64 values as
+        # computing each, for a fraction of the time
+        shared = (dense.astype(np.float32, copy=False) @ self._support_dense).astype(self._shared_index)
         scale = np.exp(-self.gamma * dense.sum(axis=1, dtype=np.float64))
-        weights = np.exp(-self.gamma * self._support.counts) * self.dual
-        return np.clip(self.offset + scale * (np.exp((2.0 * self.gamma) * shared) @ weights), 0.0, 1.0)
+        return np.clip(self.offset + scale * (self._exp_shared[shared] @ self._weights), 0.0, 1.0)
 
     def _predict(self, active: np.ndarray) -> np.ndarray:
         predicted = self.offset + self._support.weighted_sum(active, self.gamma, self.dual)
@@ -361,6 +370,68 @@ class FittedAccuracyPredictor:
             "support": list(self.support),
             "dual": self.dual.tolist(),
         }
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """:meth:`to_dict`'s content as numpy arrays (for ``np.savez``), with the support's encoding, so that
+        :meth:`from_arrays` rebuilds an equal predictor without parsing an architecture."""
+        value = self.to_dict()
+        arrays = {name: np.asarray(value[name]) for name in ("kind", "model", "space", "gamma", "alpha", "offset", "provenance")}
+        return {
+            **arrays,
+            "train_range": np.asarray(self.train_range, dtype=np.float64),
+            "support": np.asarray([a.encode("ascii") for a in self.support], dtype=np.bytes_),  # a quarter of str_'s size
+            "active": self._active.astype(np.min_scalar_type(self._encode.size)),  # column numbers up to the encoding size
+            "dual": self.dual.copy(),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> FittedAccuracyPredictor:
+        """The predictor :meth:`to_arrays` wrote; raises :class:`FittedModelError` for anything else."""
+        expected = {
+            "kind",
+            "model",
+            "space",
+            "gamma",
+            "alpha",
+            "offset",
+            "provenance",
+            "train_range",
+            "support",
+            "active",
+            "dual",
+        }
+        if set(arrays) != expected:
+            raise FittedModelError(
+                f"fitted predictor arrays are {sorted(arrays)}; expected {sorted(expected)} (write them with to_arrays)"
+            )
+        text = {name: arrays[name] for name in ("kind", "model", "space", "provenance")}
+        if any(value.shape != () or value.dtype.kind != "U" for value in text.values()):
+            raise FittedModelError("fitted predictor arrays: kind, model, space and provenance must be strings")
+        if str(text["kind"]) != KIND or str(text["model"]) != MODEL:
+            raise FittedModelError(
+                f"expected a fitted predictor of kind {KIND!r}, model {MODEL!r}; got {str(text['kind'])!r}, {str(text['model'])!r}"
+            )
+        support, active, dual, train_range = arrays["support"], arrays["active"], arrays["dual"], arrays["train_range"]
+        numbers = [arrays[name] for name in ("gamma", "alpha", "offset")]
+        size = get_space(str(text["space"])).encoding_size
+        if (
+            support.ndim != 1 or support.dtype.kind != "S" or active.ndim != 2 or active.dtype.kind not in "iu"
+            or len(active) != len(support) or dual.shape != (len(support),) or dual.dtype != np.float64
+            or train_range.shape != (2,) or train_range.dtype != np.float64
+            or any(v.shape != () or v.dtype != np.float64 for v in numbers)
+        ):  # fmt: skip
+            raise FittedModelError("fitted predictor arrays have the wrong shapes or types; write them with to_arrays")
+        if active.size and (active.min() < 0 or active.max() > size):
+            raise FittedModelError(f"fitted predictor arrays: active columns must lie in 0..{size}")
+        gamma, alpha, offset = (float(v) for v in numbers)
+        predictor = cls(
+            space=str(text["space"]), support=[a.decode("ascii", "replace") for a in support.tolist()], dual=dual, offset=offset, gamma=gamma, alpha=alpha,
+            train_range=(float(train_range[0]), float(train_range[1])), provenance=str(text["provenance"]),
+            active=active.astype(np.intp),
+        )  # fmt: skip
+        if predictor._active.shape[1] != predictor._encode([predictor._space.sample(random.Random(0))]).shape[1]:
+            raise FittedModelError("fitted predictor arrays: the support's encoding does not match this version's encoder")
+        return predictor
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FittedAccuracyPredictor:

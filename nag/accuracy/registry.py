@@ -18,14 +18,17 @@ here and one line in :data:`ACCURACY_KINDS`; the contract tests then run it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from nag.accuracy._protocol import AccuracySource
 from nag.errors import SettingError
 
-__all__ = ["ACCURACY_KINDS", "SPEC_FORMS", "OpenedSource", "SourceOptions", "open_source", "parse_spec"]
+__all__ = ["ACCURACY_KINDS", "SPEC_FORMS", "OpenedSource", "SourceOptions", "fit_fingerprint", "open_source", "parse_spec"]
 
 
 @dataclass(frozen=True)
@@ -123,3 +126,34 @@ def open_source(spec: str, options: SourceOptions | None = None) -> OpenedSource
     kind, target = parse_spec(spec)
     opener, _, fast = ACCURACY_KINDS[kind]
     return OpenedSource(opener(target, options or SourceOptions()), spec, fast)
+
+
+def fit_fingerprint(spec: str, settings: Mapping[str, Any]) -> str | None:
+    """A digest of everything a fitted source (``dynast``, ``fitted:FILE``) is fitted from: the spec, the
+    caller's ``settings`` that read its table (JSON-able), the fit's own settings and the table file's bytes.
+    Equal digests mean a stored fit (:meth:`FittedAccuracyPredictor.to_arrays`) is the fit that opening the
+    spec would make. None for the other kinds, and when the file cannot be read (opening it will say why).
+    """
+    from nag.accuracy.fitted import DEFAULT_ALPHA, DEFAULT_GAMMA, MODEL
+
+    kind, target = parse_spec(spec)
+    if kind == "dynast":
+        from nag.accuracy.dynast import TABLE
+
+        path = TABLE
+    elif kind == "fitted":
+        path = Path(target)
+    else:
+        return None
+    digest = hashlib.sha256(
+        json.dumps(
+            {"spec": spec, "settings": dict(settings), "fit": [MODEL, DEFAULT_GAMMA, DEFAULT_ALPHA, 0]},
+            sort_keys=True,
+            default=str,
+        ).encode()
+    )
+    try:
+        digest.update(path.read_bytes())
+    except OSError:
+        return None
+    return digest.hexdigest()

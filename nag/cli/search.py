@@ -6,6 +6,7 @@ Nothing heavy is imported here: torch and ray load inside the handlers.
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,12 @@ def register(subparsers: Any) -> None:
         help="with --select-by source: moves of the local search under the source after the pick "
         "(default: the run's, 8; 0: the paper's inference, the best draw)",
     )
+    upgrade = subparsers.add_parser(
+        "upgrade-run", help="add inference.npz to a run directory from an older nag, so 'nag generate' loads it without torch"
+    )
+    upgrade.add_argument("run", help="run directory written by 'nag search'")
+    upgrade.set_defaults(handler=_upgrade_run)
+
     generate.set_defaults(
         handler=_generate,
         space="ofa-mbv3",
@@ -95,7 +102,8 @@ def register(subparsers: Any) -> None:
         arch_column="arch",
         latency_column="latency_ms",
         accuracy_column="accuracy",
-        device="mobile",
+        platform=None,
+        legacy_platform=None,
         width_key=None,
         data=None,
         data_resolution=None,
@@ -301,7 +309,7 @@ def _run(args: argparse.Namespace, config: Any, table: Any, accuracy: Any, tune_
         log=lambda message: print(message, file=sys.stderr),
     )
     if args.accuracy is not None:
-        _store_accuracy(args, out)
+        _store_accuracy(args, out, accuracy)
     _, metrics = load_run(out)
     best = metrics["trials"][metrics["best_trial"]]
     print(
@@ -326,6 +334,7 @@ def _run(args: argparse.Namespace, config: Any, table: Any, accuracy: Any, tune_
 
 
 ACCURACY_FILE = "accuracy.json"  # optional in a run directory: how to reopen its accuracy source (registry spec)
+ACCURACY_FIT_FILE = "accuracy.npz"  # optional: a fitted source's fit, with the fingerprint of what it was fitted from
 _REOPEN = (
     "space",
     "resolution",
@@ -338,18 +347,74 @@ _REOPEN = (
 )
 
 
-def _store_accuracy(args: argparse.Namespace, out: Any) -> None:
-    """Keep the --accuracy spec (with file targets made absolute) so 'nag generate --select-by source' can reopen it."""
-    from pathlib import Path
+def _reopen_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """What reopening the run's accuracy source needs: the ``_REOPEN`` flags and the PNAG JSON platform (stored
+    under its file name, "device")."""
+    settings = {name: getattr(args, name) for name in _REOPEN}
+    settings["device"] = args.platform or args.legacy_platform or "mobile"
+    return settings
 
+
+def _absolute_spec(spec: str) -> str:
+    """``spec`` with a file target made absolute (``fitted:t.csv`` -> ``fitted:/abs/t.csv``)."""
     from nag.accuracy.registry import parse_spec
+
+    kind, target = parse_spec(spec)
+    return f"{kind}:{Path(target).resolve()}" if target else kind
+
+
+def _store_accuracy(args: argparse.Namespace, out: Any, source: Any) -> None:
+    """Keep the --accuracy spec (with file targets made absolute) so 'nag generate --select-by source' can reopen it,
+    and a fitted source's fit (accuracy.npz, with a fingerprint of what it was fitted from) so that reopening it
+    does not fit it again."""
+    import numpy as np
+
+    from nag.accuracy.registry import fit_fingerprint
+    from nag.data import atomic_write_bytes
     from nag.search.rundir import write_json
 
-    kind, target = parse_spec(args.accuracy)
-    spec = f"{kind}:{Path(target).resolve()}" if target else kind
-    stored = {"spec": spec, **{name: getattr(args, name) for name in _REOPEN}}
-    stored["device"] = args.platform or args.legacy_platform or "mobile"  # the file's name for the PNAG JSON platform
-    write_json(Path(out) / ACCURACY_FILE, stored)
+    spec = _absolute_spec(args.accuracy)
+    settings = _reopen_settings(args)
+    write_json(Path(out) / ACCURACY_FILE, {"spec": spec, **settings})
+    fingerprint = fit_fingerprint(spec, settings)
+    to_arrays = getattr(source, "to_arrays", None)
+    if fingerprint is None or not callable(to_arrays):
+        (Path(out) / ACCURACY_FIT_FILE).unlink(missing_ok=True)
+        return
+    buffer = io.BytesIO()
+    np.savez(buffer, fingerprint=np.asarray(fingerprint), **{f"fit.{k}": v for k, v in to_arrays().items()})
+    atomic_write_bytes(Path(out) / ACCURACY_FIT_FILE, buffer.getvalue())
+
+
+def _stored_fit(run: str, spec: str, settings: dict[str, Any]) -> Any:
+    """The run's stored fit of ``spec`` (accuracy.npz) when it is the fit that opening ``spec`` would make, else None."""
+    from nag.accuracy.fitted import DEFAULT_ALPHA, DEFAULT_GAMMA, FittedAccuracyPredictor, FittedModelError
+    from nag.accuracy.registry import fit_fingerprint
+    from nag.errors import SettingError
+    from nag.search.rundir import RunDirError, read_arrays
+
+    path = Path(run) / ACCURACY_FIT_FILE
+    if not path.is_file():
+        return None
+    fingerprint = fit_fingerprint(spec, settings)
+    if fingerprint is None:
+        return None
+    stored = read_arrays(path)
+    found = stored.pop("fingerprint", None)
+    if found is None or found.shape != () or found.dtype.kind != "U":
+        raise RunDirError(f"{path} has no fingerprint; the run directory is damaged, run 'nag search' again")
+    if str(found) != fingerprint:
+        return None  # fitted from another table (or the table changed since): fit it again
+    try:
+        fitted = FittedAccuracyPredictor.from_arrays({k.removeprefix("fit."): v for k, v in stored.items()})
+    except (FittedModelError, SettingError) as exc:
+        raise RunDirError(f"{path} is damaged ({exc}); run 'nag search' again") from None
+    if (fitted.gamma, fitted.alpha) != (DEFAULT_GAMMA, DEFAULT_ALPHA):  # the settings the fingerprint says it was fitted with
+        raise RunDirError(
+            f"{path} holds a fit with gamma {fitted.gamma!r}, alpha {fitted.alpha!r}, not the fit's {DEFAULT_GAMMA}, "
+            f"{DEFAULT_ALPHA}: it is damaged; run 'nag search' again"
+        )
+    return fitted
 
 
 MAX_CANDIDATES = 5_000  # architectures sampled per round by 'nag generate' (the paper's: 100 to 1,000)
@@ -359,7 +424,6 @@ MAX_REFINE_STEPS = 1_000  # moves of the refinement under the source (the defaul
 def _generation_source(args: argparse.Namespace) -> tuple[Any, str]:
     """The accuracy source for selection (given, or stored in the run) and the selection rule in force."""
     import json
-    from pathlib import Path
 
     from nag.accuracy.registry import open_source
     from nag.errors import SettingError
@@ -381,15 +445,29 @@ def _generation_source(args: argparse.Namespace) -> tuple[Any, str]:
         if args.select_by == "source":
             raise SettingError("--select-by source needs the accuracy source: pass --accuracy SPEC (the run stores none)")
         return None, "surrogate"
+    fitted = _stored_fit(args.run, _absolute_spec(spec), _reopen_settings(options))
+    if fitted is not None:
+        return fitted, "source"  # the run's own fit of a fitted source (a fast one)
     opened = open_source(spec, accuracy_options(options))
     if args.select_by is None and not opened.fast:
         return None, "surrogate"  # a slow source (supernet) is asked only when requested
     return opened.source, "source"
 
 
+def _upgrade_run(args: argparse.Namespace) -> int:
+    from nag.search.rundir import upgrade_run
+
+    if upgrade_run(args.run):
+        print(f"{args.run}: wrote inference.npz; 'nag generate' now loads it without torch")
+    else:
+        print(f"{args.run}: already has inference.npz; nothing to do")
+    return 0
+
+
 def _generate(args: argparse.Namespace) -> int:
     from nag.errors import SettingError
     from nag.search.api import generate
+    from nag.search.rundir import predates_inference_file
 
     # Checked before the run is read. The upper bounds keep one answer within seconds: a million candidates a
     # round ran for over 5 minutes on a budget no draw met (each round is drawn again, up to max_rounds).
@@ -402,6 +480,12 @@ def _generate(args: argparse.Namespace) -> int:
             bounds = f"from {least} to {most:,}" if most is not None else f">= {least}"
             raise SettingError(f"{flag} must be an integer {bounds}, got {value}{why}")
     source, select_by = _generation_source(args)
+    if predates_inference_file(args.run):
+        print(
+            f"nag: note: {args.run} was written before inference.npz existed, so it loads through torch (about a second "
+            f"slower); 'nag upgrade-run {args.run}' adds it",
+            file=sys.stderr,
+        )
     results = generate(
         args.run,
         args.budget,

@@ -6,12 +6,13 @@ Public API (imported on first use, so ``import nag.search`` does not load torch)
     generate(run_dir, [budget_ms, ...]) -> list[dict]                   # infer one architecture per budget
     propose(run_dir, [budget_ms, ...], n=1000) -> list[list[dict]]     # raw policy draws per budget (Fig. 3)
     load_run(run_dir) -> (SearchModel, metrics)                          # the trained parts, for your own use
+    load_inference(run_dir) -> InferenceModel                            # what generate runs on: numpy, no torch
 
 Modules: :mod:`~nag.search.dominance` (Eqn. 6), :mod:`~nag.search.budgets` (K budgets, embeddings,
 interpolation), :mod:`~nag.search.evaluator` (R and Eqn. 5), :mod:`~nag.search.generator` (the LSTM
 policy), :mod:`~nag.search.training` (REINFORCE, trials), :mod:`~nag.search.tuning` (Ray Tune trials),
 :mod:`~nag.search.rollouts` (Ray rollout workers), :mod:`~nag.search.inference` (Sec. 3.5),
-:mod:`~nag.search.rundir` (the run directory), :mod:`~nag.search.synthetic` (a problem with a known optimum).
+:mod:`~nag.search.rundir` (the run directory), :mod:`~nag.search.numpy_model` (its numpy form), :mod:`~nag.search.synthetic` (a problem with a known optimum).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "SurrogateConfig",
     "TuneOptions",
     "generate",
+    "load_inference",
     "load_run",
     "propose",
     "run_search",
@@ -44,6 +46,7 @@ _EXPORTS = {
     "SearchModel": "nag.search.model",
     "TuneOptions": "nag.search.tuning",
     "generate": "nag.search.api",
+    "load_inference": "nag.search.rundir",
     "load_run": "nag.search.rundir",
     "propose": "nag.search.api",
     "run_search": "nag.search.api",

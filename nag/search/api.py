@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from nag.accuracy import AccuracySource
 from nag.data import ArchTable
@@ -30,32 +29,36 @@ from nag.errors import SettingError
 from nag.latency import LatencyPredictor
 from nag.search.config import SearchConfig
 from nag.search.inference import infer, sample_policy, warm_up
-from nag.search.model import SearchModel, new_evaluator, new_generator
-from nag.search.prepare import prepare
-from nag.search.rundir import check_storable, load_run, save_run
-from nag.search.training import PreparedData, TrialOutcome, run_trial
-from nag.search.tuning import TuneOptions
+from nag.search.rundir import check_storable, load_inference, save_run
 from nag.space import get_space
+
+if TYPE_CHECKING:
+    from nag.search.model import SearchModel
+    from nag.search.training import PreparedData, TrialOutcome
+    from nag.search.tuning import TuneOptions
 
 __all__ = ["generate", "propose", "run_search"]
 
 
 @contextlib.contextmanager
 def compute_threads(threads: int | None) -> Iterator[None]:
-    """Run with ``threads`` threads for torch's intra-op pool and numpy's BLAS (None: leave both as they are),
-    restoring the previous counts after. Inference multiplies small matrices: a BLAS pool of 2 threads on a
-    busy 2-core machine made one budget's sampling 35 times slower (378 ms against 10.7 ms) than 1 thread.
+    """Run with ``threads`` threads for numpy's BLAS and, when it is loaded, torch's intra-op pool (None: leave
+    them as they are), restoring the previous counts after. Inference multiplies small matrices: a BLAS pool of
+    2 threads on a busy 2-core machine made one budget's sampling 35 times slower (378 ms against 10.7 ms) than 1
+    thread. Torch is not imported here: generation runs without it.
     """
     from threadpoolctl import threadpool_limits
 
-    previous = torch.get_num_threads()
-    if threads is not None:
+    torch = sys.modules.get("torch")
+    previous = torch.get_num_threads() if torch is not None else None
+    if threads is not None and torch is not None:
         torch.set_num_threads(threads)
     try:
         with threadpool_limits(limits=threads, user_api="blas"):
             yield
     finally:
-        torch.set_num_threads(previous)
+        if torch is not None and previous is not None:
+            torch.set_num_threads(previous)
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
@@ -149,6 +152,8 @@ def _best(outcomes: Sequence[TrialOutcome]) -> int:
 
 def trained_model(prepared: PreparedData, config: SearchConfig, outcome: TrialOutcome) -> SearchModel:
     """The :class:`SearchModel` of one trial's outcome (networks in eval mode, the shared predictors)."""
+    from nag.search.model import SearchModel, new_evaluator, new_generator
+
     prepared = prepared.ready()
     trial_config = config.replace(seed=outcome.seed, generator__entropy_weight=outcome.entropy_weight)
     evaluator, generator = (
@@ -191,6 +196,11 @@ def run_search(
     ``threads`` sets torch's intra-op threads for the duration (1 by default: the networks are small, and
     one thread per process avoids OpenMP contention). Raises :class:`nag.errors.NagError` subclasses.
     """
+    import torch  # noqa: F401 - loaded before compute_threads, so that it sets torch's threads too
+
+    from nag.search.prepare import prepare
+    from nag.search.training import run_trial
+
     config = config or SearchConfig()
     say = log or (lambda _message: None)
     started = time.perf_counter()
@@ -246,14 +256,18 @@ def generate(
     refine_steps: int | None = None,
 ) -> list[dict[str, Any]]:
     """One dict per budget, in order: ``budget_ms``, ``arch``, ``latency_ms`` (predicted), ``accuracy``
-        (estimate), ``interpolated``, ``time_ms`` (this budget's inference, loading excluded), ``feasible``,
-        ``outside_trained_range``, ``note``, and the candidate counts (see :class:`nag.search.inference.Generated`).
-        One untimed warm-up pass runs first, so ``time_ms`` is the steady per-budget cost. ``select_by`` (default:
-        the run's setting) ranks the feasible candidates; ``"source"`` asks ``accuracy`` and reports its values, and
-    refines the pick by local search under it (``refine_steps`` moves at most; None: the run's setting, 0: none).
+    (estimate), ``interpolated``, ``time_ms`` (this budget's inference, loading excluded; its share of a
+    sampling pass made with other budgets, plus its own work), ``feasible``, ``outside_trained_range``,
+    ``note``, and the candidate counts (see :class:`nag.search.inference.Generated`). One untimed warm-up pass
+    runs first, so ``time_ms`` is the steady per-budget cost. ``select_by`` (default: the run's setting) ranks
+    the feasible candidates; ``"source"`` asks ``accuracy`` and reports its values, and refines the pick by
+    local search under it (``refine_steps`` moves at most; None: the run's setting, 0: none).
+
+    Reads the run's ``inference.npz`` and imports neither torch nor Ray (a directory written before that
+    file existed loads through torch).
     """
     with compute_threads(threads):
-        model, _ = load_run(run_dir)
+        model = load_inference(run_dir)
         warm_up(model)
         found = infer(
             model,
@@ -276,7 +290,7 @@ def propose(
     the budget, as the paper's Fig. 3 (b), (c) shows.
     """
     with compute_threads(threads):
-        model, _ = load_run(run_dir)
+        model = load_inference(run_dir)
         proposals = []
         for budget in budgets_ms:
             archs = sample_policy(model, budget, n, seed=seed)

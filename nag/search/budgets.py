@@ -16,7 +16,9 @@ Outside [B_min, B_max] neither the paper nor its code says what to do. :data:`Ou
 - ``"extrapolate"``: continue the line through the two nearest trained budgets.
 - ``"error"``: refuse with :class:`BudgetError`.
 
-Every lookup returns a :class:`BudgetPlacement` so the output can say which case applied.
+Every lookup returns a :class:`BudgetPlacement` so the output can say which case applied. The learned
+embeddings themselves are :class:`nag.search.budget_embedding.BudgetEmbedding` (torch, for training) and
+their numpy copies at inference; this module needs neither torch nor the networks.
 """
 
 from __future__ import annotations
@@ -26,12 +28,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import torch
-from torch import nn
 
-from nag.errors import NagError, SettingError
+from nag.errors import NagError, SettingError, show_value
 
-__all__ = ["OUTSIDE_POLICIES", "BudgetEmbedding", "BudgetError", "BudgetPlacement", "BudgetSet", "OutsidePolicy"]
+__all__ = ["OUTSIDE_POLICIES", "BudgetError", "BudgetPlacement", "BudgetSet", "OutsidePolicy", "mix_embeddings"]
 
 OutsidePolicy = Literal["clamp", "extrapolate", "error"]
 OUTSIDE_POLICIES: tuple[str, ...] = ("clamp", "extrapolate", "error")
@@ -66,11 +66,13 @@ class BudgetSet:
         if not self.budgets_ms:
             raise SettingError("a budget set needs at least one budget")
         if any(not np.isfinite(b) or b <= 0 for b in self.budgets_ms):
-            raise SettingError(f"budgets must be positive finite milliseconds, got {list(self.budgets_ms)}")
+            raise SettingError(f"budgets must be positive finite milliseconds, got {show_value(list(self.budgets_ms), 200)}")
         if any(b2 <= b1 for b1, b2 in zip(self.budgets_ms, self.budgets_ms[1:], strict=False)):
-            raise SettingError(f"budgets must be strictly increasing, got {list(self.budgets_ms)}")
+            raise SettingError(f"budgets must be strictly increasing, got {show_value(list(self.budgets_ms), 200)}")
         if self.outside not in OUTSIDE_POLICIES:
-            raise SettingError(f"outside-range policy must be one of {', '.join(OUTSIDE_POLICIES)}, got {self.outside!r}")
+            raise SettingError(
+                f"outside-range policy must be one of {', '.join(OUTSIDE_POLICIES)}, got {show_value(self.outside)}"
+            )
 
     @classmethod
     def evenly(
@@ -135,20 +137,10 @@ class BudgetSet:
         return cls(budgets_ms=tuple(float(b) for b in budgets), outside=str(value.get("outside", "clamp")))  # type: ignore[arg-type]
 
 
-class BudgetEmbedding(nn.Module):
-    """One learned ``dim``-vector per trained budget; any budget is embedded by :meth:`BudgetSet.place`."""
-
-    def __init__(self, k: int, dim: int) -> None:
-        super().__init__()
-        self.table = nn.Embedding(k, dim)
-
-    def trained(self, index: torch.Tensor) -> torch.Tensor:
-        """Embeddings of trained budgets by index: ``(n,)`` -> ``(n, dim)``."""
-        return self.table(index)
-
-    def mix(self, placements: Sequence[BudgetPlacement]) -> torch.Tensor:
-        """Embeddings of placed budgets (interpolated per Sec. 3.2): ``(len(placements), dim)``."""
-        lower = torch.tensor([p.lower for p in placements], dtype=torch.long)
-        upper = torch.tensor([p.upper for p in placements], dtype=torch.long)
-        xi = torch.tensor([p.xi for p in placements], dtype=torch.float32).unsqueeze(1)
-        return xi * self.table(lower) + (1.0 - xi) * self.table(upper)
+def mix_embeddings(table: np.ndarray, placements: Sequence[BudgetPlacement]) -> np.ndarray:
+    """Embeddings ``(n, D)`` of placed budgets from a ``(K, D)`` float32 table of trained ones (Sec. 3.2):
+    ``xi * g(lower) + (1 - xi) * g(upper)``, in float32 as the networks compute it."""
+    lower = table[[p.lower for p in placements]]
+    upper = table[[p.upper for p in placements]]
+    xi = np.asarray([p.xi for p in placements], dtype=np.float32)[:, None]
+    return xi * lower + (1.0 - xi) * upper

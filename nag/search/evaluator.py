@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from nag.search.budgets import BudgetEmbedding
+from nag.search.budget_embedding import BudgetEmbedding
 from nag.search.config import EvaluatorConfig, RankingLoss
 from nag.search.dominance import dominance_of_pairs, pairwise_dominance
 from nag.search.optim import adam

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nag.search.budgets import BudgetEmbedding
+from nag.search.budget_embedding import BudgetEmbedding
 from nag.search.layout import StagedLayout
 from nag.search.recurrence import Unrolled, lstm_recurrence, to_ifog, unroll
 
@@ -79,28 +79,18 @@ class Generator(nn.Module):
         self.mask_unused = mask_unused
         self.budget_every_step = budget_input == "every"
         self.budget_embedding = BudgetEmbedding(num_budgets, embedding_dim)
-        kinds = [kind for kind, _, _ in layout.steps()]
-        offsets = {"depth": 0, "expand": len(layout.depth_choices)}
-        offsets["kernel"] = offsets["expand"] + len(layout.expand_choices)
-        self.skip_token = offsets["kernel"] + len(layout.kernel_choices)
+        self.skip_token = layout.skip_token
         self.tokens = nn.Embedding(self.skip_token + 1, embedding_dim)
         self.lstm = nn.LSTM(embedding_dim * (2 if self.budget_every_step else 1), hidden, batch_first=True)
-        counts = [len(layout.choices(kind)) for kind in kinds]
-        width = max(counts)
-        self.head_weight = nn.Parameter(torch.empty(len(kinds), width, hidden).uniform_(-(hidden**-0.5), hidden**-0.5))
-        self.head_bias = nn.Parameter(torch.zeros(len(kinds), width))
-        valid = torch.arange(width).unsqueeze(0) < torch.tensor(counts).unsqueeze(1)
+        counts = torch.from_numpy(layout.choice_counts)
+        steps, width = len(counts), int(counts.max())
+        self.head_weight = nn.Parameter(torch.empty(steps, width, hidden).uniform_(-(hidden**-0.5), hidden**-0.5))
+        self.head_bias = nn.Parameter(torch.zeros(steps, width))
+        valid = torch.arange(width).unsqueeze(0) < counts.unsqueeze(1)
         self.register_buffer("_valid", valid, persistent=False)  # (T, C): which padded choices exist
-        self.register_buffer("_offset", torch.tensor([offsets[k] for k in kinds]), persistent=False)  # (T,)
-        self._kind_offsets = (offsets["depth"], offsets["expand"], offsets["kernel"])
-
-    def choice_counts(self) -> np.ndarray:
-        """``(T,)`` number of choices of each step's decision."""
-        return self._valid.sum(1).numpy()
-
-    def token_offsets(self) -> np.ndarray:
-        """``(T,)`` token index of each step's first choice (tokens of a kind are contiguous)."""
-        return self._offset.numpy().copy()
+        self.register_buffer("_offset", torch.from_numpy(layout.token_offsets.copy()), persistent=False)  # (T,)
+        depths, expands = len(layout.depth_choices), len(layout.expand_choices)
+        self._kind_offsets = (0, depths, depths + expands)  # first token of the depth, expand and kernel choices
 
     def _logits(self, hidden: torch.Tensor, step: int | slice) -> torch.Tensor:
         """Masked logits of step(s): ``(n, H)`` -> ``(n, C)`` for one step, ``(n, T, H)`` -> ``(n, T, C)`` for all."""

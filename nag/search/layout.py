@@ -79,7 +79,7 @@ class StagedLayout:
         if space.encoding_size != fast.encoding_size:
             return self
         reference = np.asarray([space.encode(a) for a in archs], dtype=np.float32)
-        encoded = fast.encode_actions(fast.archs_to_actions(archs)).numpy()
+        encoded = fast.encode_actions_np(fast.archs_to_actions(archs))
         return fast if np.array_equal(reference, encoded) else self
 
     # -- the decision sequence -------------------------------------------------------------------------
@@ -122,6 +122,23 @@ class StagedLayout:
         return np.asarray(
             [self.slot_step(s, layer, "expand") for s in range(self.num_stages) for layer in range(self.slots_per_stage)]
         )
+
+    # -- the generator's tokens: one per choice of each decision kind, then a "skip" token --------------
+    @cached_property
+    def choice_counts(self) -> np.ndarray:
+        """``(T,)`` number of choices of each step's decision."""
+        return np.asarray([len(self.choices(kind)) for kind, _, _ in self.steps()], dtype=np.int64)
+
+    @cached_property
+    def token_offsets(self) -> np.ndarray:
+        """``(T,)`` token index of each step's first choice (tokens of a kind are contiguous: depths, expands, kernels)."""
+        first = {"depth": 0, "expand": len(self.depth_choices), "kernel": len(self.depth_choices) + len(self.expand_choices)}
+        return np.asarray([first[kind] for kind, _, _ in self.steps()], dtype=np.int64)
+
+    @property
+    def skip_token(self) -> int:
+        """The token fed after an unused slot (past its stage's depth); the last of ``skip_token + 1`` tokens."""
+        return len(self.depth_choices) + len(self.expand_choices) + len(self.kernel_choices)
 
     def slot_used(self, actions: np.ndarray) -> np.ndarray:
         """``(n, num_slots)`` bool: which slots the action rows use (inside their stage's depth)."""
@@ -206,8 +223,16 @@ class StagedLayout:
             return self.encode_actions(self.archs_to_actions(archs))
         return torch.tensor([space.encode(a) for a in archs], dtype=torch.float32)
 
-    def encode_any(self, space: SearchSpace[Any], actions: np.ndarray) -> torch.Tensor:
-        """Encoding of action rows, decoding them through ``space`` when the fast path is not exact."""
+    def encode_any_np(self, space: SearchSpace[Any], actions: np.ndarray) -> np.ndarray:
+        """``(n, space.encoding_size)`` float32 encoding of action rows, decoding them through ``space`` when the
+        fast path is not exact."""
         if self.fast_encoding:
-            return self.encode_actions(actions)
-        return self.encode_archs(space, self.actions_to_archs(space, actions))
+            return self.encode_actions_np(actions)
+        encoded = [space.encode(a) for a in self.actions_to_archs(space, actions)]
+        return np.asarray(encoded, dtype=np.float32).reshape(len(encoded), space.encoding_size)
+
+    def encode_any(self, space: SearchSpace[Any], actions: np.ndarray) -> torch.Tensor:
+        """:meth:`encode_any_np` as a torch tensor."""
+        import torch
+
+        return torch.from_numpy(self.encode_any_np(space, actions))

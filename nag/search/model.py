@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from nag.latency import LatencyPredictor
@@ -14,10 +15,12 @@ from nag.search.config import SearchConfig
 from nag.search.evaluator import Evaluator
 from nag.search.generator import Generator
 from nag.search.layout import StagedLayout
-from nag.search.policy import NumpyPolicy
 from nag.search.scoring import AdditiveForm
 from nag.search.surrogate import AccuracySurrogate
 from nag.space import SearchSpace
+
+if TYPE_CHECKING:
+    from nag.search.numpy_model import InferenceModel
 
 __all__ = ["SearchModel", "new_evaluator", "new_generator", "new_surrogate"]
 
@@ -66,11 +69,40 @@ class SearchModel:
     config: SearchConfig  # the settings it was trained with
 
     @cached_property
-    def policy(self) -> NumpyPolicy:
-        """The generator's policy in numpy, for inference (copied once)."""
-        return NumpyPolicy.from_generator(self.generator)
-
-    @cached_property
     def latency_form(self) -> AdditiveForm | None:
         """The latency predictor's exact additive form over the decisions, or None (probed once)."""
         return AdditiveForm.probe(self.layout, self.space, self.latency)
+
+    def inference_arrays(self) -> dict[str, np.ndarray]:
+        """What inference needs of this model as named numpy arrays: ``inference.npz``'s content
+        (:mod:`nag.search.numpy_model`)."""
+        from nag.search.numpy_model import INFERENCE_FORMAT, form_arrays
+
+        arrays: dict[str, np.ndarray] = {"format": np.asarray(INFERENCE_FORMAT, dtype=np.int64)}
+        parts: tuple[tuple[str, torch.nn.Module | None], ...] = (
+            ("generator", self.generator),
+            ("evaluator", self.evaluator),
+            ("surrogate", self.surrogate),
+        )
+        with torch.no_grad():
+            for prefix, module in parts:
+                if module is not None:
+                    arrays.update(
+                        {f"{prefix}.{name}": value.detach().float().numpy().copy() for name, value in module.state_dict().items()}
+                    )
+        return {**arrays, **form_arrays(self.latency_form)}
+
+    @cached_property
+    def inference(self) -> InferenceModel:
+        """The model as inference runs it, in numpy (built once, through :meth:`inference_arrays`, exactly as a run
+        directory's ``inference.npz`` is read)."""
+        from nag.search.numpy_model import InferenceModel
+
+        return InferenceModel.from_arrays(
+            self.inference_arrays(),
+            space=self.space,
+            layout=self.layout,
+            budgets=self.budgets,
+            config=self.config,
+            latency=self.latency,
+        )

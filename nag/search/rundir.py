@@ -7,6 +7,8 @@ Layout (``RUN_DIR/``)::
     evaluator.pt      evaluator weights (torch state dict, with its budget embeddings)
     generator.pt      generator weights (with its budget embeddings)
     surrogate.pt      accuracy-surrogate weights
+    inference.npz     the same three networks' weights as numpy arrays, and the latency predictor's additive
+                      form: what ``nag generate`` reads, without torch (:mod:`nag.search.numpy_model`)
     latency.json      the latency predictor's parameters ({"kind": ..., ...})
     metrics.json      data summary, fit reports, per-trial evaluator and generator metrics, timings
     manifest.json     written last: format, version, file list; a directory without it is incomplete
@@ -16,6 +18,13 @@ crash leaves either the old file or the new one. Latency predictors are stored t
 restored by their ``kind``, a short name registered in :data:`LATENCY_KINDS` (a class with a ``from_dict``
 classmethod): this is the seam through which a farm predictor joins a run directory. Older directories
 that stored a module path for the farm's predictor still load; any other name is refused, never imported.
+
+Two loaders: :func:`load_run` gives the torch networks (:class:`~nag.search.model.SearchModel`, for training
+code and your own use); :func:`load_inference` gives what inference runs on
+(:class:`~nag.search.numpy_model.InferenceModel`) from ``inference.npz``, importing neither torch nor Ray.
+Directories written before ``inference.npz`` existed (their manifest does not list it) still load through
+torch, and :func:`upgrade_run` (``nag upgrade-run``) adds the file to them. Every damaged file makes either
+loader raise :class:`RunDirError` naming it.
 """
 
 from __future__ import annotations
@@ -24,28 +33,60 @@ import contextlib
 import io
 import json
 import os
+import random
 import time
-from collections.abc import Iterator
+import zipfile
+import zlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
 
 from nag.data import atomic_write_bytes
-from nag.errors import NagError, SettingError, show_value
+from nag.errors import MissingDependencyError, NagError, SettingError, show_value
 from nag.latency import LatencyPredictor
 from nag.registry import load_target
 from nag.search.budgets import BudgetSet
 from nag.search.config import SearchConfig
 from nag.search.layout import StagedLayout
-from nag.search.model import SearchModel, new_evaluator, new_generator, new_surrogate
-from nag.space import get_space
+from nag.space import SearchSpace, get_space
 
-__all__ = ["LATENCY_KINDS", "RunDirError", "check_storable", "load_run", "save_run", "write_json"]
+if TYPE_CHECKING:
+    import torch
+
+    from nag.search.model import SearchModel
+    from nag.search.numpy_model import InferenceModel
+
+__all__ = [
+    "INFERENCE_FILE",
+    "LATENCY_KINDS",
+    "RunDirError",
+    "check_storable",
+    "load_inference",
+    "load_run",
+    "predates_inference_file",
+    "read_arrays",
+    "save_run",
+    "upgrade_run",
+    "write_json",
+]
 
 FORMAT = "nag-search-run"
-VERSION = 1
-FILES = ("config.json", "budgets.json", "evaluator.pt", "generator.pt", "surrogate.pt", "latency.json", "metrics.json")
+VERSION = 1  # inference.npz was added without a new version: older nag ignores it, and this one reads directories without it
+INFERENCE_FILE = "inference.npz"
+FILES = (
+    "config.json",
+    "budgets.json",
+    "evaluator.pt",
+    "generator.pt",
+    "surrogate.pt",
+    INFERENCE_FILE,
+    "latency.json",
+    "metrics.json",
+)
+_FORM_CHECKS = 8  # sampled architectures on which a stored additive latency form is compared with latency.json's predictor
 
 # kind -> "module:Class" with a from_dict classmethod; imported only when a run directory uses it. A run
 # directory names a kind, never code: a kind that is not registered here is refused, not imported.
@@ -67,8 +108,16 @@ def write_json(path: Path, value: Any) -> None:
 
 
 def _write_state(path: Path, state: dict[str, torch.Tensor]) -> None:
+    import torch
+
     buffer = io.BytesIO()
     torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _write_arrays(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)  # type: ignore[arg-type] # not compressed: a few hundred kB, read in a millisecond
     atomic_write_bytes(path, buffer.getvalue())
 
 
@@ -98,10 +147,15 @@ def save_run(out: str | os.PathLike[str], model: SearchModel, metrics: dict[str,
     _write_state(run / "evaluator.pt", model.evaluator.state_dict())
     _write_state(run / "generator.pt", model.generator.state_dict())
     _write_state(run / "surrogate.pt", model.surrogate.state_dict())
+    _write_arrays(run / INFERENCE_FILE, model.inference_arrays())
     write_json(run / "latency.json", check_storable(model.latency))
     write_json(run / "metrics.json", metrics)
-    write_json(run / "manifest.json", {"format": FORMAT, "version": VERSION, "files": list(FILES), "written": time.time()})
+    _write_manifest(run, FILES)
     return run
+
+
+def _write_manifest(run: Path, files: tuple[str, ...]) -> None:
+    write_json(run / "manifest.json", {"format": FORMAT, "version": VERSION, "files": list(files), "written": time.time()})
 
 
 def _read_json(path: Path) -> Any:
@@ -130,6 +184,8 @@ def _load_latency(value: Any) -> LatencyPredictor:
 
 
 def _load_state(module: torch.nn.Module, path: Path) -> None:
+    import torch
+
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         module.load_state_dict(state)
@@ -140,9 +196,19 @@ def _load_state(module: torch.nn.Module, path: Path) -> None:
     module.eval()
 
 
-def load_run(run_dir: str | os.PathLike[str]) -> tuple[SearchModel, dict[str, Any]]:
-    """The :class:`SearchModel` and metrics stored in ``run_dir``; raises :class:`RunDirError`."""
-    run = Path(run_dir)
+@dataclass(frozen=True, eq=False)
+class _Common:
+    """What both loaders read: the manifest's file list, the settings, the budgets and the latency predictor."""
+
+    files: tuple[str, ...]  # the manifest's file list
+    space: SearchSpace[Any]
+    layout: StagedLayout
+    config: SearchConfig
+    budgets: BudgetSet
+    latency: LatencyPredictor
+
+
+def _read_common(run: Path) -> _Common:
     manifest_path = run / "manifest.json"
     if not manifest_path.is_file():
         what = "does not exist" if not run.exists() else "is not a complete run directory (no manifest.json)"
@@ -153,23 +219,127 @@ def load_run(run_dir: str | os.PathLike[str]) -> tuple[SearchModel, dict[str, An
             f"{run}: format {show_value(manifest.get('format') if isinstance(manifest, dict) else manifest)} version "
             f"{show_value(manifest.get('version') if isinstance(manifest, dict) else None)}; this nag reads {FORMAT} v{VERSION}"
         )
+    files = manifest.get("files")
+    if not isinstance(files, list) or not all(isinstance(name, str) for name in files):
+        raise RunDirError(f"{manifest_path} lists its files as {show_value(files)}, not a list of names; run 'nag search' again")
     with _reading(run / "config.json"):
         stored = _read_json(run / "config.json")
         config = SearchConfig.from_dict(stored["config"])
         space = get_space(stored["space"])
         layout = StagedLayout.for_space(space)
-        evaluator, generator = new_evaluator(layout, config, seed=0), new_generator(layout, config, seed=0)
-        surrogate = new_surrogate(layout, config, seed=0)
     with _reading(run / "budgets.json"):
         budgets = BudgetSet.from_dict(_read_json(run / "budgets.json"))
-    for module, name in ((evaluator, "evaluator.pt"), (generator, "generator.pt"), (surrogate, "surrogate.pt")):
-        _load_state(module, run / name)
+        if budgets.k != config.num_budgets:
+            raise ValueError(f"{budgets.k} budgets, but config.json trained {config.num_budgets}")
     latency = _load_latency(_read_json(run / "latency.json"))
-    model = SearchModel(space, layout, budgets, evaluator, generator, surrogate, latency, config)
+    return _Common(tuple(files), space, layout, config, budgets, latency)
+
+
+def _read_metrics(run: Path) -> dict[str, Any]:
     metrics = _read_json(run / "metrics.json")
     if not isinstance(metrics, dict):
         raise RunDirError(f"{run / 'metrics.json'} holds {show_value(metrics)}, not an object; run 'nag search' again")
-    return model, metrics
+    return metrics
+
+
+def load_run(run_dir: str | os.PathLike[str]) -> tuple[SearchModel, dict[str, Any]]:
+    """The :class:`SearchModel` (torch networks) and metrics stored in ``run_dir``; raises :class:`RunDirError`."""
+    from nag.search.model import SearchModel, new_evaluator, new_generator, new_surrogate
+
+    run = Path(run_dir)
+    common = _read_common(run)
+    with _reading(run / "config.json"):
+        evaluator = new_evaluator(common.layout, common.config, seed=0)
+        generator = new_generator(common.layout, common.config, seed=0)
+        surrogate = new_surrogate(common.layout, common.config, seed=0)
+    for module, name in ((evaluator, "evaluator.pt"), (generator, "generator.pt"), (surrogate, "surrogate.pt")):
+        _load_state(module, run / name)
+    model = SearchModel(
+        common.space, common.layout, common.budgets, evaluator, generator, surrogate, common.latency, common.config
+    )
+    return model, _read_metrics(run)
+
+
+def predates_inference_file(run_dir: str | os.PathLike[str]) -> bool:
+    """True when ``run_dir``'s manifest is readable and does not list ``inference.npz`` (a directory written before
+    it existed, which loads through torch); False otherwise (the loaders say what is wrong with a damaged one)."""
+    try:
+        manifest = json.loads((Path(run_dir) / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    return isinstance(files, list) and INFERENCE_FILE not in files
+
+
+def read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` file at ``path``; raises :class:`RunDirError` naming it if it cannot be read."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return {name: stored[name] for name in stored.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError) as exc:
+        raise RunDirError(
+            f"cannot read {path}: {type(exc).__name__}: {show_value(str(exc), 200)}; the run directory is damaged, "
+            "run 'nag search' again"
+        ) from None
+
+
+def load_inference(run_dir: str | os.PathLike[str]) -> InferenceModel:
+    """The :class:`InferenceModel` stored in ``run_dir``, from ``inference.npz`` without importing torch; a
+    directory written before that file existed loads through torch (:func:`load_run`). Raises :class:`RunDirError`."""
+    from nag.search.numpy_model import InferenceModel
+
+    run = Path(run_dir)
+    common = _read_common(run)
+    if INFERENCE_FILE not in common.files:
+        try:
+            import torch  # noqa: F401 - only to say what is missing
+        except ImportError:
+            raise MissingDependencyError(
+                f"{run} was written before {INFERENCE_FILE} existed and loads only through torch, which is not installed: "
+                f"install torch, or run 'nag upgrade-run {run}' where it is"
+            ) from None
+        return load_run(run)[0].inference
+    path = run / INFERENCE_FILE
+    arrays = read_arrays(path)
+    try:
+        model = InferenceModel.from_arrays(
+            arrays, space=common.space, layout=common.layout, budgets=common.budgets, config=common.config, latency=common.latency
+        )
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
+        raise RunDirError(f"{path} is damaged ({show_value(str(exc), 300)}); run 'nag search' again") from None
+    _check_form(model, path)
+    _read_metrics(run)
+    return model
+
+
+def _check_form(model: InferenceModel, path: Path) -> None:
+    """The stored additive latency form must price sampled architectures as latency.json's predictor does."""
+    if model.latency_form is None:
+        return
+    space, layout = model.space, model.layout
+    actions = layout.archs_to_actions([space.sample(random.Random(seed)) for seed in range(_FORM_CHECKS)])
+    try:
+        expected = np.asarray(model.latency.predict_ms(layout.actions_to_archs(space, actions)), dtype=np.float64)
+    except NagError as exc:
+        raise RunDirError(f"{path.parent / 'latency.json'}'s predictor cannot price sampled architectures: {exc}") from None
+    found = model.latency_form(actions)
+    if not np.allclose(found, expected, rtol=1e-9, atol=1e-9):
+        raise RunDirError(
+            f"{path}'s latency form and {path.parent / 'latency.json'}'s predictor disagree (e.g. {found[0]!r} against "
+            f"{expected[0]!r} ms): one of them is damaged; run 'nag search' again"
+        )
+
+
+def upgrade_run(run_dir: str | os.PathLike[str]) -> bool:
+    """Add ``inference.npz`` to a run directory written before it existed (needs torch); False if it has one."""
+    run = Path(run_dir)
+    if INFERENCE_FILE in _read_common(run).files:
+        return False
+    model, _ = load_run(run)
+    _write_arrays(run / INFERENCE_FILE, model.inference_arrays())
+    _write_manifest(run, FILES)
+    load_inference(run)  # what was written reads back
+    return True
 
 
 @contextlib.contextmanager

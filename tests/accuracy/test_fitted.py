@@ -117,3 +117,38 @@ def test_bad_inputs_raise_typed_errors_naming_the_value() -> None:
     broken = {**predictor.to_dict(), "dual": [0.1]}
     with pytest.raises(FittedModelError, match="got 1 weights for 30 architectures"):
         FittedAccuracyPredictor.from_dict(broken)
+
+
+def test_to_arrays_round_trips_without_parsing_and_damage_is_refused() -> None:
+    archs, _, accuracy = _linear_problem(120, seed=4)
+    fitted = FittedAccuracyPredictor.fit(archs, list(accuracy), seed=2)
+    arrays = fitted.to_arrays()
+    again = FittedAccuracyPredictor.from_arrays(arrays)
+    probe = SPACE.sample_many(300, seed=9)
+    assert again.to_dict() == fitted.to_dict() and again.accuracy(probe) == fitted.accuracy(probe)
+    encodings = np.asarray([SPACE.encode(a) for a in probe], dtype=np.float32)
+    assert np.array_equal(again.accuracy_encoded(encodings), fitted.accuracy_encoded(encodings))
+    for change, expected in [
+        ({"dual": arrays["dual"][:-1]}, "wrong shapes or types"),
+        ({"dual": np.full_like(arrays["dual"], np.nan)}, "one finite dual weight per support architecture"),
+        ({"active": arrays["active"] + 200}, "active columns must lie in 0..120"),
+        ({"kind": np.asarray("table")}, "expected a fitted predictor of kind 'fitted'"),
+        ({"gamma": np.asarray(-1.0)}, "gamma must be a finite number > 0"),
+        ({"support": None}, "expected .*write them with to_arrays"),
+    ]:
+        damaged = {k: v for k, v in {**arrays, **change}.items() if v is not None}
+        with pytest.raises((FittedModelError, SettingError), match=expected):
+            FittedAccuracyPredictor.from_arrays(damaged)
+
+
+def test_encoded_accuracy_reads_the_kernel_from_a_table_with_the_same_values() -> None:
+    """exp(2 gamma k) looked up by the shared column count k: bit for bit what computing each exp gives."""
+    archs, _, accuracy = _linear_problem(80, seed=6)
+    fitted = FittedAccuracyPredictor.fit(archs, list(accuracy))
+    dense = np.asarray([SPACE.encode(a) for a in SPACE.sample_many(500, seed=3)], dtype=np.float64)
+    support = np.asarray([SPACE.encode(SPACE.parse(a)) for a in fitted.support], dtype=np.float32).T
+    shared = (dense.astype(np.float32) @ support).astype(np.float64)
+    weights = np.exp(-fitted.gamma * np.asarray(support.sum(axis=0), dtype=np.int64)) * fitted.dual
+    scale = np.exp(-fitted.gamma * dense.sum(axis=1))
+    expected = np.clip(fitted.offset + scale * (np.exp((2.0 * fitted.gamma) * shared) @ weights), 0.0, 1.0)
+    assert np.array_equal(fitted.accuracy_encoded(dense), expected)

@@ -37,6 +37,27 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, table: ArchTable) -> P
     return run_search(out=tmp_path_factory.mktemp("search") / "run", table=table, config=SMALL.replace(seed=TRAINED_SEED))
 
 
+@pytest.fixture(scope="session")
+def source_run(tmp_path_factory: pytest.TempPathFactory, table: ArchTable) -> Path:
+    """A small run searched by the CLI with ``--accuracy dynast``: it stores the source's spec and fit
+    (``accuracy.json``, ``accuracy.npz``), so ``nag generate`` selects by the source and refines."""
+    import subprocess
+    import sys
+
+    from nag.data import write_csv
+
+    folder = tmp_path_factory.mktemp("source-run")
+    csv = write_csv(folder / "latency.csv", table.archs[:300], table.latency_ms[:300])
+    run = folder / "run"
+    flags = ["--num-archs", "300", "--budgets", "3", "--evaluator-steps", "150", "--generator-iterations", "40", "--quiet"]
+    searched = subprocess.run(
+        [sys.executable, "-m", "nag", "search", "--table", str(csv), "--accuracy", "dynast", *flags, "--out", str(run)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert searched.returncode == 0, searched.stderr[-3000:]
+    return run
+
+
 @pytest.fixture(scope="module", autouse=True)
 def one_torch_thread() -> Iterator[None]:
     """The networks are small: one intra-op thread avoids OpenMP contention on a busy 2-core machine."""

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from nag.errors import SettingError
-from nag.search.budgets import BudgetEmbedding, BudgetError, BudgetSet
+from nag.search.budget_embedding import BudgetEmbedding
+from nag.search.budgets import BudgetError, BudgetSet
 
 
 def test_evenly_spaced_over_the_latency_range() -> None:

@@ -10,6 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 from hypothesis import event, given
 from hypothesis import strategies as st
 
@@ -65,10 +66,10 @@ def _damage_json(value: object, data: st.DataObject) -> object:
 
 @fuzz(120)
 @given(data=st.data())
-def test_fuzz_damaged_run_directories(data: st.DataObject, trained_run: Path) -> None:
+def test_fuzz_damaged_run_directories(data: st.DataObject, trained_run: Path, source_run: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="nag-fuzz-run-") as folder:
         run = Path(folder) / "run"
-        shutil.copytree(trained_run, run)
+        shutil.copytree(data.draw(st.sampled_from([trained_run, trained_run, source_run])), run)  # source_run: accuracy.*
         files = sorted(p for p in run.rglob("*") if p.is_file())
         target = data.draw(st.sampled_from(files))
         event(target.name)
@@ -89,3 +90,53 @@ def test_fuzz_damaged_run_directories(data: st.DataObject, trained_run: Path) ->
             target.unlink()
         budget = data.draw(st.sampled_from(["5", "20", "1e308"]))
         run_case("run directory", ["generate", "--run", str(run), "--budget", budget, "--json"], seconds=60)
+
+
+def _damage_array(value: np.ndarray, data: st.DataObject) -> np.ndarray | None:
+    """One array of an ``.npz`` file damaged (None: the entry removed)."""
+    how = data.draw(st.sampled_from(["remove", "shape", "dtype", "nan", "inf", "huge", "zero", "negative", "element", "text"]))
+    if how == "remove":
+        return None
+    if how == "shape":
+        return np.zeros((*value.shape, 2) if value.ndim < 3 else value.shape[:-1], dtype=value.dtype)
+    if how == "dtype":
+        return (
+            value.astype(np.float16 if value.dtype.kind == "f" else np.float64) if value.dtype.kind in "fiu" else np.asarray(0.5)
+        )
+    if how == "text":
+        return np.asarray(data.draw(st.sampled_from(["", "x" * 300, "fitted", "os:system"])))
+    if value.dtype.kind not in "fiu" or not value.size:
+        return np.asarray(data.draw(st.sampled_from([0, -1, 99, 2**40])))
+    integer = value.dtype.kind in "iu"
+    changed = value.astype(np.int64) if integer else value.copy()  # integers (column numbers) widened to hold the damage
+    fill = {"nan": np.nan, "inf": np.inf, "huge": 1e30, "zero": 0, "negative": -1, "element": 1e6}[how]
+    if integer and how in ("nan", "inf", "huge", "element"):
+        fill = 2**40
+    if how == "element":
+        changed.flat[data.draw(st.integers(0, value.size - 1))] = fill
+    else:
+        changed[...] = fill
+    return changed
+
+
+@fuzz(80)
+@given(data=st.data())
+def test_fuzz_damaged_arrays_in_run_directories(data: st.DataObject, trained_run: Path, source_run: Path) -> None:
+    """inference.npz (every run) and accuracy.npz (a run with a fitted source), damaged array by array: a
+    valid archive whose content is wrong, which no checksum catches."""
+    with tempfile.TemporaryDirectory(prefix="nag-fuzz-arrays-") as folder:
+        run = Path(shutil.copytree(data.draw(st.sampled_from([trained_run, source_run])), Path(folder) / "run"))
+        target = run / data.draw(st.sampled_from(sorted(p.name for p in run.glob("*.npz"))))
+        with np.load(target, allow_pickle=False) as stored:
+            arrays = {name: stored[name] for name in stored.files}
+        for _ in range(data.draw(st.integers(1, 2))):
+            name = data.draw(st.sampled_from(sorted(arrays)))
+            event(f"{target.name}: {name.split('.')[0]}")
+            damaged = _damage_array(arrays.pop(name), data)
+            if damaged is not None:
+                arrays[name] = damaged
+        if data.draw(st.integers(0, 5)) == 0:
+            arrays["unexpected"] = np.zeros(2)
+        np.savez(target, **arrays)
+        budget = data.draw(st.sampled_from(["25", "40", "1e308"]))
+        run_case("run directory arrays", ["generate", "--run", str(run), "--budget", budget, "--json"], seconds=90)

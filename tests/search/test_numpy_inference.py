@@ -1,0 +1,223 @@
+"""Generation without torch: a run directory's ``inference.npz`` gives the answers its torch networks give,
+all budgets are sampled in one pass with each budget's own answer, ``nag generate`` imports neither torch nor
+Ray, older directories still load (through torch) and upgrade, and a damaged file is refused by name."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from nag.accuracy.fitted import FittedAccuracyPredictor
+from nag.data import ArchTable
+from nag.search.api import generate
+from nag.search.config import SearchConfig
+from nag.search.inference import _rng, infer
+from nag.search.layout import StagedLayout
+from nag.search.model import new_evaluator, new_generator, new_surrogate
+from nag.search.numpy_model import expected_shapes
+from nag.search.rundir import INFERENCE_FILE, LATENCY_KINDS, RunDirError, load_inference, load_run, read_arrays
+from nag.space import get_space
+
+SPACE = get_space("ofa-mbv3")
+LAYOUT = StagedLayout.for_space(SPACE)
+# below the trained range (several rounds), interpolated, a trained budget's neighbourhood, above the range
+BUDGETS = [20.0, 31.5, 38.0, 44.25, 60.0]
+HEAVY = ("torch", "ray", "onnxruntime")
+
+
+def _answers(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in answer.items() if k != "time_ms"} for answer in found]
+
+
+def _old(run: Path, where: Path) -> Path:
+    """A copy of ``run`` as a nag from before inference.npz wrote it."""
+    copy = Path(shutil.copytree(run, where))
+    (copy / INFERENCE_FILE).unlink()
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["files"].remove(INFERENCE_FILE)
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    return copy
+
+
+def nag(*args: str | Path, probe: str = "") -> subprocess.CompletedProcess[str]:
+    """``nag ARGS`` in a new interpreter; ``probe`` runs first (e.g. to hide a module)."""
+    code = f"import sys\n{probe}\nfrom nag.cli import main\nsys.exit(main(sys.argv[1:]))"
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def fitted(table: ArchTable) -> FittedAccuracyPredictor:
+    assert table.accuracy is not None
+    return FittedAccuracyPredictor.fit(table.archs, table.accuracy)
+
+
+@pytest.mark.parametrize("select_by", ["surrogate", "evaluator", "source"])
+def test_the_numpy_form_answers_as_the_torch_files(
+    select_by: str, trained_run: Path, tmp_path: Path, fitted: FittedAccuracyPredictor
+) -> None:
+    old = _old(trained_run, tmp_path / "old")
+    source = fitted if select_by == "source" else None
+    for seed in (0, 5):
+        new_answers = generate(trained_run, BUDGETS, seed=seed, select_by=select_by, accuracy=source)
+        assert _answers(new_answers) == _answers(generate(old, BUDGETS, seed=seed, select_by=select_by, accuracy=source))
+        assert {a["selected_by"] for a in new_answers} == {select_by}
+    if source is not None:
+        assert any(a["refine_steps"] for a in new_answers)  # the climb under the source ran
+
+
+def test_the_numpy_networks_compute_what_the_torch_modules_compute(trained_run: Path) -> None:
+    model, _ = load_run(trained_run)
+    stored, expected = read_arrays(trained_run / INFERENCE_FILE), model.inference_arrays()
+    assert stored.keys() == expected.keys() and all(np.array_equal(stored[k], expected[k]) for k in stored)
+    frozen = load_inference(trained_run)
+    encodings = LAYOUT.encode_actions_np(LAYOUT.archs_to_actions(SPACE.sample_many(500, seed=2)))
+    assert model.evaluator is not None and frozen.evaluator is not None
+    with torch.no_grad():
+        np.testing.assert_allclose(frozen.surrogate(encodings), model.surrogate(torch.from_numpy(encodings)), rtol=1e-6)
+        for budget in (31.5, 44.0):
+            placement = model.budgets.place(budget)
+            embedding = model.evaluator.budget_embedding.mix([placement]).expand(len(encodings), -1)
+            reference = model.evaluator.score(torch.from_numpy(encodings), embedding).numpy()
+            np.testing.assert_allclose(frozen.evaluator.score(encodings, placement), reference, rtol=1e-5, atol=1e-5)
+    # today's picks: the torch surrogate's best feasible draw is the numpy surrogate's, budget after budget
+    for budget in np.linspace(25.0, 55.0, 13):
+        placement = frozen.budgets.place(float(budget))
+        drawn = np.unique(frozen.policy.sample(np.repeat(frozen.policy.embed([placement]), 100, axis=0), _rng(1, budget)), axis=0)
+        assert frozen.latency_form is not None
+        pool = drawn[frozen.latency_form(drawn) <= budget]
+        if len(pool):
+            with torch.no_grad():
+                theirs = int(model.surrogate(torch.from_numpy(LAYOUT.encode_actions_np(pool))).argmax())
+            assert int(np.argmax(frozen.surrogate(LAYOUT.encode_actions_np(pool)))) == theirs
+
+
+def test_all_budgets_in_one_pass_give_each_budget_its_own_answer(trained_run: Path) -> None:
+    frozen = load_inference(trained_run)
+    budgets = [*BUDGETS, 26.0, 33.3, 41.0, 47.5, 52.0, 1e308]
+    for candidates in (100, 7):
+        together = infer(frozen, budgets, seed=3, candidates=candidates)
+        alone = [infer(frozen, [b], seed=3, candidates=candidates)[0] for b in budgets]
+        assert _answers([g.to_dict() for g in together]) == _answers([g.to_dict() for g in alone])
+    assert max(g.rounds for g in together) > 1  # a budget that needed more rounds than the batched first one
+    # the policy itself: blocks of any size, a single row among them, each with its own stream
+    policy = frozen.policy
+    blocks = [
+        np.repeat(policy.embed([frozen.budgets.place(b)]), n, axis=0) for b, n in ((30.0, 1), (40.0, 2), (50.0, 100), (35.5, 37))
+    ]
+    batched = policy.sample_blocks(blocks, [np.random.default_rng(i) for i in range(len(blocks))])
+    for index, block in enumerate(blocks):
+        assert np.array_equal(batched[index], policy.sample(block, np.random.default_rng(index)))
+
+
+def test_the_numpy_shapes_are_the_networks_shapes() -> None:
+    for config in (SearchConfig(), SearchConfig().replace(num_budgets=3, generator__budget_input="first", surrogate__hidden=32)):
+        found = {f"generator.{k}": tuple(v.shape) for k, v in new_generator(LAYOUT, config, seed=0).state_dict().items()}
+        found |= {f"evaluator.{k}": tuple(v.shape) for k, v in new_evaluator(LAYOUT, config, seed=0).state_dict().items()}
+        found |= {f"surrogate.{k}": tuple(v.shape) for k, v in new_surrogate(LAYOUT, config, seed=0).state_dict().items()}
+        assert found == expected_shapes(LAYOUT, config)
+
+
+def _probe_modules(run: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """``nag generate`` in a new interpreter, and what it imported (the last line of stderr)."""
+    code = (
+        "import json, sys\nfrom nag.cli import main\ncode = main(sys.argv[1:])\n"
+        "dynast = sys.modules.get('nag.accuracy.dynast')\n"
+        f"print(json.dumps({{'heavy': sorted(m for m in {HEAVY!r} if m in sys.modules), "
+        "'dynast_fits': dynast.dynast_source.cache_info().currsize if dynast else 0}), file=sys.stderr)\nsys.exit(code)"
+    )
+    argv = ["generate", "--run", str(run), "--json", *args]
+    result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=300)
+    return result, json.loads(result.stderr.strip().splitlines()[-1])
+
+
+def test_generate_imports_neither_torch_nor_ray(trained_run: Path, source_run: Path) -> None:
+    budgets = [a for b in ("30", "35.5", "41", "50") for a in ("--budget", b)]
+    result, seen = _probe_modules(trained_run, *budgets, "--select-by", "evaluator")
+    assert result.returncode == 0 and len(json.loads(result.stdout)) == 4 and seen["heavy"] == [], result.stderr[-2000:]
+    # selected by the stored DyNAS-T source and refined under it, from the run's stored fit (not fitted again)
+    result, seen = _probe_modules(source_run, *budgets)
+    assert result.returncode == 0, result.stderr[-2000:]
+    answers = json.loads(result.stdout)
+    assert {a["selected_by"] for a in answers} == {"source"} and any(a["refine_steps"] for a in answers)
+    assert seen == {"heavy": [], "dynast_fits": 0}
+
+
+def test_the_stored_fit_is_the_fit(source_run: Path) -> None:
+    """Answers from the run's accuracy.npz equal those of the source fitted afresh (--accuracy dynast, no stored fit)."""
+    budgets = [a for b in ("30", "41") for a in ("--budget", b)]
+    stored, _ = _probe_modules(source_run, *budgets)
+    fresh_run = Path(shutil.copytree(source_run, source_run.parent / "fresh"))
+    (fresh_run / "accuracy.npz").unlink()
+    fresh, seen = _probe_modules(fresh_run, *budgets)
+    assert seen["dynast_fits"] == 1 and seen["heavy"] == []
+    assert _answers(json.loads(stored.stdout)) == _answers(json.loads(fresh.stdout))
+
+
+def test_the_generate_path_imports_neither_torch_nor_ray() -> None:
+    """Every latency predictor a run directory may hold and every fitted or table accuracy source loads without them."""
+    modules = sorted({target.split(":")[0] for target in LATENCY_KINDS.values()})
+    modules += ["nag.search.api", "nag.search.rundir", "nag.accuracy.registry", "nag.accuracy.fitted", "nag.accuracy.dynast"]
+    modules += ["nag.accuracy.table", "nag.cli.search"]
+    code = f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\nprint(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr[-2000:]
+
+
+def test_an_older_run_directory_loads_through_torch_and_upgrades(trained_run: Path, tmp_path: Path) -> None:
+    old = _old(trained_run, tmp_path / "old")
+    before = nag("generate", "--run", old, "--budget", "35", "--budget", "44", "--json")
+    assert before.returncode == 0 and f"'nag upgrade-run {old}' adds it" in before.stderr, before.stderr[-2000:]
+    hidden = nag("generate", "--run", old, "--budget", "35", probe="sys.modules['torch'] = None")  # torch not installed
+    assert hidden.returncode == 2 and hidden.stdout == "", hidden.stderr
+    assert hidden.stderr.count("\n") == 2 and "install torch, or run 'nag upgrade-run" in hidden.stderr.splitlines()[-1]
+    upgraded = nag("upgrade-run", old)
+    assert upgraded.returncode == 0 and "wrote inference.npz" in upgraded.stdout
+    after = nag("generate", "--run", old, "--budget", "35", "--budget", "44", "--json", probe="sys.modules['torch'] = None")
+    assert after.returncode == 0 and after.stderr == "", after.stderr
+    assert _answers(json.loads(after.stdout)) == _answers(json.loads(before.stdout))
+    assert "nothing to do" in nag("upgrade-run", old).stdout
+
+
+def _rewrite(run: Path, change: dict[str, Any]) -> None:
+    arrays = read_arrays(run / INFERENCE_FILE)
+    arrays.update(change)
+    np.savez(run / INFERENCE_FILE, **{k: v for k, v in arrays.items() if v is not None})
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"surrogate.net.0.bias": None}, r"entries missing: \['surrogate.net.0.bias'\]"),
+        ({"extra": np.zeros(3)}, r"unexpected: \['extra'\]"),
+        ({"generator.head_bias": np.zeros((2, 2), dtype=np.float32)}, r"generator.head_bias is float32\[2, 2\], expected"),
+        ({"evaluator.fc2.bias": np.full(128, np.nan, dtype=np.float32)}, "evaluator.fc2.bias holds values that are not finite"),
+        ({"surrogate.mean": np.asarray(50.0, dtype=np.float32)}, "must be accuracy fractions"),
+        ({"format": np.asarray(99)}, "format is 99; this version reads 1"),
+        ({"latency_form.costs": None}, "latency_form needs a constant"),
+    ],
+)
+def test_a_damaged_inference_file_is_refused_by_name(
+    trained_run: Path, tmp_path: Path, change: dict[str, Any], expected: str
+) -> None:
+    run = Path(shutil.copytree(trained_run, tmp_path / "run"))
+    _rewrite(run, change)
+    with pytest.raises(RunDirError, match=rf"inference\.npz is damaged \(.*{expected}"):
+        load_inference(run)
+
+
+def test_a_latency_form_that_disagrees_with_latency_json_is_refused(trained_run: Path, tmp_path: Path) -> None:
+    run = Path(shutil.copytree(trained_run, tmp_path / "run"))
+    _rewrite(run, {"latency_form.constant": read_arrays(run / INFERENCE_FILE)["latency_form.constant"] + 0.5})
+    with pytest.raises(RunDirError, match=r"inference\.npz's latency form and .*latency\.json's predictor disagree"):
+        load_inference(run)
+    (run / INFERENCE_FILE).write_bytes(b"PK\x03\x04garbage")
+    with pytest.raises(RunDirError, match=r"cannot read .*inference\.npz: BadZipFile"):
+        load_inference(run)

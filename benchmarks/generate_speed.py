@@ -45,6 +45,7 @@ IN_PROCESS = (
     "    options = {'select_by': 'source', 'accuracy': dynast_source()}\n"
     "started = time.perf_counter()\n"
     "answers = [generate(run, [b], **options)[0] for b in budgets] if alone else generate(run, budgets, **options)\n"
+    "answers = [a if isinstance(a, dict) else a.to_dict() for a in answers]  # the baseline's generate() returned dicts\n"
     "print(json.dumps({'time_ms': [a['time_ms'] for a in answers], 'call_s': time.perf_counter() - started,\n"
     "                  'answers': [[a['arch'], a['latency_ms'], a['accuracy']] for a in answers]}))\n"
 )

@@ -129,7 +129,7 @@ def regrets(problem: SyntheticProblem, run_dir: Path, budgets: list[float]) -> t
     """Points of accuracy below the exact optimum of this tree's ``generate`` answers, and held-out pairwise accuracy."""
     answers = generate_in_process(run_dir, budgets)
     found = [
-        100 * (problem.best_under(b)[0] - problem.accuracy([a["arch"]])[0])  # type: ignore[index]
+        100 * (problem.best_under(b)[0] - problem.accuracy([a.arch])[0])  # type: ignore[index]
         for b, a in zip(budgets, answers, strict=True)
     ]
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -234,7 +234,7 @@ def report_generation(
         table_best = float(np.asarray(table.accuracy)[latency <= budget].max())
         rows.append((budget, answer, truth, table_best, best[0] if best else float("nan")))
 
-    timings = metrics["trials"][metrics["best_trial"]]
+    timings = metrics.best
     print(f"\n## PNAG generation against per-budget search ({len(table.archs):,} rows, this tree)\n")
     print("| step | wall time | baseline (same run) | baseline time |")
     print("|---|---:|---|---:|")
@@ -242,8 +242,8 @@ def report_generation(
         f"| `nag search` (defaults) | {search_s:.0f} s | "
         f"regularised evolution per budget, {len(budgets)} budgets x {generations} generations | {sum(evolution_times) / 1000:.0f} s |"
     )
-    print(f"| of which: evaluator fit | {timings['evaluator']['seconds']:.0f} s | | |")
-    print(f"| of which: generator fit | {timings['generator']['seconds']:.0f} s | | |")
+    print(f"| of which: evaluator fit | {timings.evaluator.seconds:.0f} s | | |")
+    print(f"| of which: generator fit | {timings.generator.seconds:.0f} s | | |")
     print(
         f"| `nag generate`, per budget (in-process, median) | {np.median([a['time_ms'] for a in answers]):.1f} ms | "
         f"random search, 1000 samples, per budget (median) | {np.median(random_times):.1f} ms |"

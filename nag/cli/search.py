@@ -290,7 +290,7 @@ def _tune_options(args: argparse.Namespace) -> Any:
 
 def _run(args: argparse.Namespace, config: Any, table: Any, accuracy: Any, tune_options: Any, *, latency: Any = None) -> int:
     from nag.search.api import run_search
-    from nag.search.rundir import load_run
+    from nag.search.rundir import read_metrics
 
     if args.ray_address and args.rollout_workers:
         from nag.ray_session import init_ray
@@ -310,23 +310,21 @@ def _run(args: argparse.Namespace, config: Any, table: Any, accuracy: Any, tune_
     )
     if args.accuracy is not None:
         _store_accuracy(args, out, accuracy)
-    _, metrics = load_run(out)
-    best = metrics["trials"][metrics["best_trial"]]
-    print(
-        f"run directory {out} ({metrics['timings_s']['total']:.0f} s, {len(metrics['trials'])} trial(s), best seed {best['seed']})"
-    )
-    pairwise = best["evaluator"]["heldout_pairwise_accuracy"]
+    metrics = read_metrics(out)
+    best = metrics.best
+    print(f"run directory {out} ({metrics.total_s:.0f} s, {len(metrics.trials)} trial(s), best seed {best.seed})")
+    pairwise = best.evaluator.heldout_pairwise_accuracy
     print_table(
         ["budget (ms)", "held-out pairwise acc", "arch", "latency (ms)", "accuracy"],
         [
             [
                 f"{float(b):.3f}",
                 f"{a:.3f}",
-                p["arch"],
-                f"{p['latency_ms']:.3f}",
-                f"{p['accuracy']:.4f}" + ("" if p["feasible"] else " (over budget)"),
+                p.arch,
+                f"{p.latency_ms:.3f}",
+                f"{p.accuracy:.4f}" + ("" if p.feasible else " (over budget)"),
             ]
-            for (b, a), p in zip(pairwise.items(), best["picks_at_trained_budgets"], strict=True)
+            for (b, a), p in zip(pairwise.items(), best.picks_at_trained_budgets, strict=True)
         ],
         align_right=[True, True, False, True, True],
     )
@@ -496,10 +494,10 @@ def _generate(args: argparse.Namespace) -> int:
         refine_steps=args.refine_steps,
     )
     for result in results:
-        if result["note"]:
-            print(f"nag: note: {result['note']}", file=sys.stderr)
+        if result.note:
+            print(f"nag: note: {result.note}", file=sys.stderr)
     if args.json:
-        print_json(results)
+        print_json([r.to_dict() for r in results])
         return 0
     print_table(
         [
@@ -512,12 +510,12 @@ def _generate(args: argparse.Namespace) -> int:
         ],
         [
             [
-                f"{r['budget_ms']:g}",
-                r["arch"],
-                f"{r['latency_ms']:.3f}" + ("" if r["feasible"] else " (over budget)"),
-                f"{r['accuracy']:.4f}",
-                "yes" if r["interpolated"] else "no",
-                f"{r['time_ms']:.1f}",
+                f"{r.budget_ms:g}",
+                r.arch,
+                f"{r.latency_ms:.3f}" + ("" if r.feasible else " (over budget)"),
+                f"{r.accuracy:.4f}",
+                "yes" if r.interpolated else "no",
+                f"{r.time_ms:.1f}",
             ]
             for r in results
         ],

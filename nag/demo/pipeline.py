@@ -184,7 +184,7 @@ class DemoRun:
     def search(self, labels: Labels, predictor: Any) -> Path:
         """Train PNAG on the labelled rows (or reuse the run directory trained on the same data and settings)."""
         from nag.search.api import run_search
-        from nag.search.rundir import load_run
+        from nag.search.rundir import read_metrics
 
         c = self.c
         run_dir = self.result.out / "search"
@@ -195,16 +195,15 @@ class DemoRun:
             else:
                 run_search(out=run_dir, config=c.search, table=labels.table, latency=predictor, progress=self.progress)
                 self.state.set("search", value)
-            _, metrics = load_run(run_dir)
-            best = metrics["trials"][metrics["best_trial"]]
+            metrics = read_metrics(run_dir)
             self.result.search = {
-                "budgets_ms": metrics["budgets_ms"],
-                "evaluator_heldout_pairwise_accuracy": best["evaluator"]["heldout_pairwise_accuracy_mean"],
-                "evaluator_heldout_pairwise_accuracy_per_budget": metrics["evaluator_heldout_pairwise_accuracy"],
-                "timings_s": metrics["timings_s"],
+                "budgets_ms": metrics.budgets_ms,
+                "evaluator_heldout_pairwise_accuracy": metrics.best.evaluator.heldout_pairwise_accuracy_mean,
+                "evaluator_heldout_pairwise_accuracy_per_budget": metrics.evaluator_heldout_pairwise_accuracy,
+                "timings_s": metrics.timings_s,
             }
             info["detail"] = (
-                f"K={len(metrics['budgets_ms'])} budgets, evaluator held-out pairwise accuracy "
+                f"K={len(metrics.budgets_ms)} budgets, evaluator held-out pairwise accuracy "
                 f"{self.result.search['evaluator_heldout_pairwise_accuracy']:.3f}, in {run_dir.name}/"
             )
         return run_dir
@@ -224,13 +223,14 @@ class DemoRun:
             # DyNAS-T: pick (and refine) by the fast source, as the paper selects; the supernet's test split must not
             # choose what it then scores, so that path picks by the run's surrogate
             by_source = c.accuracy == "dynast"
-            generated = generate(
+            answers = generate(
                 run_dir,
                 budgets,
                 seed=c.seed,
                 select_by="source" if by_source else None,
                 accuracy=labels.scorer if by_source else None,
             )
+            generated = [answer.to_dict() for answer in answers]  # demo.json's rows: with measured_ms and top1 added
             archs = list(dict.fromkeys(g["arch"] for g in generated))
             tasks = self._network_tasks(archs)
             self._prefetch(tasks)

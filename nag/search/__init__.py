@@ -3,10 +3,11 @@
 Public API (imported on first use, so ``import nag.search`` does not load torch)::
 
     run_search(out=..., table=..., config=SearchConfig(...)) -> Path     # train, write a run directory
-    generate(run_dir, [budget_ms, ...]) -> list[dict]                   # infer one architecture per budget
+    generate(run_dir, [budget_ms, ...]) -> list[Generated]              # infer one architecture per budget
     propose(run_dir, [budget_ms, ...], n=1000) -> list[list[dict]]     # raw policy draws per budget (Fig. 3)
-    load_run(run_dir) -> (SearchModel, metrics)                          # the trained parts, for your own use
+    load_run(run_dir) -> (SearchModel, RunMetrics)                       # the trained parts, for your own use
     load_inference(run_dir) -> InferenceModel                            # what generate runs on: numpy, no torch
+    read_metrics(run_dir) -> RunMetrics                                  # metrics.json, typed (nag.search.metrics)
 
 Modules: :mod:`~nag.search.dominance` (Eqn. 6), :mod:`~nag.search.budgets` (K budgets, embeddings,
 interpolation), :mod:`~nag.search.evaluator` (R and Eqn. 5), :mod:`~nag.search.generator` (the LSTM
@@ -23,6 +24,7 @@ from typing import Any
 __all__ = [
     "BudgetSet",
     "EvaluatorConfig",
+    "Generated",
     "GeneratorConfig",
     "InferenceConfig",
     "SearchConfig",
@@ -33,6 +35,7 @@ __all__ = [
     "load_inference",
     "load_run",
     "propose",
+    "read_metrics",
     "run_search",
 ]
 
@@ -40,6 +43,7 @@ _EXPORTS = {
     "BudgetSet": "nag.search.budgets",
     "EvaluatorConfig": "nag.search.config",
     "GeneratorConfig": "nag.search.config",
+    "Generated": "nag.search.inference",
     "InferenceConfig": "nag.search.config",
     "SearchConfig": "nag.search.config",
     "SurrogateConfig": "nag.search.config",
@@ -49,6 +53,7 @@ _EXPORTS = {
     "load_inference": "nag.search.rundir",
     "load_run": "nag.search.rundir",
     "propose": "nag.search.api",
+    "read_metrics": "nag.search.rundir",
     "run_search": "nag.search.api",
 }
 

@@ -28,7 +28,8 @@ from nag.data import ArchTable
 from nag.errors import SettingError
 from nag.latency import LatencyPredictor
 from nag.search.config import SearchConfig
-from nag.search.inference import infer, sample_policy, warm_up
+from nag.search.inference import Generated, infer, sample_policy, warm_up
+from nag.search.metrics import RunMetrics
 from nag.search.rundir import check_storable, load_inference, save_run
 from nag.space import get_space
 
@@ -146,7 +147,7 @@ def _labelled(
 
 def _best(outcomes: Sequence[TrialOutcome]) -> int:
     """Index of the trial with the highest selection score (ties: higher held-out pairwise accuracy)."""
-    keys = [(o.metrics["selection_score"], o.metrics["evaluator"]["heldout_pairwise_accuracy_mean"]) for o in outcomes]
+    keys = [(o.metrics.selection_score, o.metrics.evaluator.heldout_pairwise_accuracy_mean) for o in outcomes]
     return max(range(len(outcomes)), key=lambda i: keys[i])
 
 
@@ -229,17 +230,17 @@ def run_search(
             outcomes = run_tune_trials(prepared.ready(), config, tune, storage=default_storage(Path(out)))
         best = _best(outcomes)
         model = trained_model(prepared, config, outcomes[best])
-    metrics = {
-        "space": config.space,
-        "data": prepared.notes,
-        "budgets_ms": list(prepared.budgets.budgets_ms),
-        "best_trial": best,
-        "selection": "selection_score = mean accuracy estimate of the inferred architectures at the K trained budgets (0 if infeasible)",
-        "evaluator_heldout_pairwise_accuracy": outcomes[best].metrics["evaluator"]["heldout_pairwise_accuracy"],
-        "trials": [o.metrics for o in outcomes],
-        "timings_s": {"prepare": round(prepared_s, 2), "total": round(time.perf_counter() - started, 2)},
-        "overlapped": background is not None,  # the surrogate fit and held-out accuracy ran on a spare core
-    }
+    metrics = RunMetrics(
+        space=config.space,
+        data=prepared.notes,
+        budgets_ms=list(prepared.budgets.budgets_ms),
+        best_trial=best,
+        selection="selection_score = mean accuracy estimate of the inferred architectures at the K trained budgets (0 if infeasible)",
+        evaluator_heldout_pairwise_accuracy=outcomes[best].metrics.evaluator.heldout_pairwise_accuracy,
+        trials=[o.metrics for o in outcomes],
+        timings_s={"prepare": round(prepared_s, 2), "total": round(time.perf_counter() - started, 2)},
+        overlapped=background is not None,  # the surrogate fit and held-out accuracy ran on a spare core
+    )
     return save_run(out, model, metrics)
 
 
@@ -254,11 +255,12 @@ def generate(
     select_by: str | None = None,
     accuracy: AccuracySource | None = None,
     refine_steps: int | None = None,
-) -> list[dict[str, Any]]:
-    """One dict per budget, in order: ``budget_ms``, ``arch``, ``latency_ms`` (predicted), ``accuracy``
-    (estimate), ``interpolated``, ``time_ms`` (this budget's inference, loading excluded; its share of a
-    sampling pass made with other budgets, plus its own work), ``feasible``, ``outside_trained_range``,
-    ``note``, and the candidate counts (see :class:`nag.search.inference.Generated`). One untimed warm-up pass
+) -> list[Generated]:
+    """One :class:`~nag.search.inference.Generated` per budget, in order: ``arch``, ``latency_ms`` (predicted),
+    ``accuracy`` (an estimate unless selected by the source: ``accuracy_is_estimate``), ``time_ms`` (this budget's
+    inference, loading excluded; its share of a sampling pass made with other budgets, plus its own work),
+    ``feasible``, ``interpolated``, ``outside_trained_range``, ``note``, and the candidate counts
+    (``to_dict()`` gives the JSON form ``nag generate --json`` prints). One untimed warm-up pass
     runs first, so ``time_ms`` is the steady per-budget cost. ``select_by`` (default: the run's setting) ranks
     the feasible candidates; ``"source"`` asks ``accuracy`` and reports its values, and refines the pick by
     local search under it (``refine_steps`` moves at most; None: the run's setting, 0: none).
@@ -279,7 +281,7 @@ def generate(
             accuracy=accuracy,
             refine_steps=refine_steps,
         )
-        return [g.to_dict() for g in found]
+        return list(found)
 
 
 def propose(

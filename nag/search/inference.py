@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -83,6 +84,32 @@ class Generated:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Generated:
+        """The inverse of :meth:`to_dict`; keys it does not know are ignored, and the fields added after the first
+        run directories (``selected_by`` and on) take their defaults. Raises ValueError naming a missing or
+        mistyped field."""
+        known = {f.name: f for f in fields(cls)}
+        missing = [name for name, f in known.items() if f.default is MISSING and name not in data]
+        if missing:
+            raise ValueError(f"no {', '.join(map(repr, missing))} in {sorted(data)!r}")
+        values = {name: data[name] for name in known if name in data}
+        for name, value in values.items():
+            kind = _FIELD_TYPES[name]
+            if not (value is None and name in ("outside_trained_range", "note")) and (
+                isinstance(value, bool) != (kind is bool) or not isinstance(value, kind)
+            ):
+                raise ValueError(f"{name!r} is {value!r}, not {kind.__name__ if isinstance(kind, type) else 'a number'}")
+        return cls(**values)
+
+
+_FIELD_TYPES: dict[str, Any] = {
+    "budget_ms": (int, float), "arch": str, "latency_ms": (int, float), "accuracy": (int, float), "score": (int, float),
+    "feasible": bool, "interpolated": bool, "outside_trained_range": str, "budget_policy": str, "candidates": int,
+    "distinct_candidates": int, "feasible_candidates": int, "rounds": int, "time_ms": (int, float), "note": str,
+    "selected_by": str, "refine_steps": int, "accuracy_queries": int,
+}  # fmt: skip
 
 
 def _budget_seed(seed: int, budget_ms: float) -> int:

@@ -51,6 +51,7 @@ from nag.registry import load_target
 from nag.search.budgets import BudgetSet
 from nag.search.config import SearchConfig
 from nag.search.layout import StagedLayout
+from nag.search.metrics import MetricsError, RunMetrics
 from nag.space import SearchSpace, get_space
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ __all__ = [
     "load_run",
     "predates_inference_file",
     "read_arrays",
+    "read_metrics",
     "save_run",
     "upgrade_run",
     "write_json",
@@ -135,7 +137,7 @@ def check_storable(latency: LatencyPredictor) -> dict[str, Any]:
     return value
 
 
-def save_run(out: str | os.PathLike[str], model: SearchModel, metrics: dict[str, Any]) -> Path:
+def save_run(out: str | os.PathLike[str], model: SearchModel, metrics: RunMetrics) -> Path:
     """Write ``model`` and ``metrics`` to ``out`` (created if needed); returns the directory."""
     if model.evaluator is None:
         raise SettingError("a run directory stores PNAG models; this model has no evaluator (a baseline's generator)")
@@ -149,7 +151,7 @@ def save_run(out: str | os.PathLike[str], model: SearchModel, metrics: dict[str,
     _write_state(run / "surrogate.pt", model.surrogate.state_dict())
     _write_arrays(run / INFERENCE_FILE, model.inference_arrays())
     write_json(run / "latency.json", check_storable(model.latency))
-    write_json(run / "metrics.json", metrics)
+    write_json(run / "metrics.json", metrics.to_dict())
     _write_manifest(run, FILES)
     return run
 
@@ -235,14 +237,17 @@ def _read_common(run: Path) -> _Common:
     return _Common(tuple(files), space, layout, config, budgets, latency)
 
 
-def _read_metrics(run: Path) -> dict[str, Any]:
-    metrics = _read_json(run / "metrics.json")
-    if not isinstance(metrics, dict):
-        raise RunDirError(f"{run / 'metrics.json'} holds {show_value(metrics)}, not an object; run 'nag search' again")
-    return metrics
+def read_metrics(run_dir: str | os.PathLike[str]) -> RunMetrics:
+    """The :class:`RunMetrics` stored in ``run_dir`` (``metrics.json``), without loading the networks; raises
+    :class:`RunDirError` naming the file and the field when it is damaged."""
+    run = Path(run_dir)
+    try:
+        return RunMetrics.from_dict(_read_json(run / "metrics.json"))
+    except MetricsError as exc:
+        raise RunDirError(f"{run / 'metrics.json'} is damaged: {exc}; run 'nag search' again") from None
 
 
-def load_run(run_dir: str | os.PathLike[str]) -> tuple[SearchModel, dict[str, Any]]:
+def load_run(run_dir: str | os.PathLike[str]) -> tuple[SearchModel, RunMetrics]:
     """The :class:`SearchModel` (torch networks) and metrics stored in ``run_dir``; raises :class:`RunDirError`."""
     from nag.search.model import SearchModel, new_evaluator, new_generator, new_surrogate
 
@@ -257,7 +262,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> tuple[SearchModel, dict[str, An
     model = SearchModel(
         common.space, common.layout, common.budgets, evaluator, generator, surrogate, common.latency, common.config
     )
-    return model, _read_metrics(run)
+    return model, read_metrics(run)
 
 
 def predates_inference_file(run_dir: str | os.PathLike[str]) -> bool:
@@ -308,7 +313,7 @@ def load_inference(run_dir: str | os.PathLike[str]) -> InferenceModel:
     except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
         raise RunDirError(f"{path} is damaged ({show_value(str(exc), 300)}); run 'nag search' again") from None
     _check_form(model, path)
-    _read_metrics(run)
+    read_metrics(run)
     return model
 
 

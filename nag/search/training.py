@@ -41,6 +41,7 @@ from nag.search.config import SearchConfig
 from nag.search.evaluator import Evaluator, RankingData, pairwise_accuracy, train_evaluator
 from nag.search.generator import Generator
 from nag.search.layout import StagedLayout
+from nag.search.metrics import EvaluatorMetrics, GeneratorMetrics, TrialMetrics
 from nag.search.model import SearchModel, new_evaluator, new_generator
 from nag.search.optim import adam
 from nag.search.surrogate import AccuracySurrogate
@@ -90,7 +91,7 @@ class TrialOutcome:
     entropy_weight: float  # the trial's lambda
     evaluator_state: dict[str, torch.Tensor]  # evaluator weights
     generator_state: dict[str, torch.Tensor]  # generator weights
-    metrics: dict[str, Any]  # evaluator, generator and selection metrics (JSON-ready)
+    metrics: TrialMetrics  # evaluator, generator and selection metrics
 
 
 def _advantages(
@@ -234,19 +235,19 @@ def run_trial(
     )
     picks = infer(model, list(prepared.budgets.budgets_ms), seed=config.seed)
     score = float(np.mean([p.accuracy if p.feasible else 0.0 for p in picks]))
-    metrics = {
-        "seed": config.seed,
-        "entropy_weight": config.generator.entropy_weight,
-        "evaluator": {
-            "heldout_pairwise_accuracy": dict(
-                zip([f"{b:.4f}" for b in prepared.budgets.budgets_ms], heldout_accuracy, strict=True)
+    metrics = TrialMetrics(
+        seed=config.seed,
+        entropy_weight=config.generator.entropy_weight,
+        evaluator=EvaluatorMetrics(
+            heldout_pairwise_accuracy=dict(
+                zip([f"{b:.4f}" for b in prepared.budgets.budgets_ms], map(float, heldout_accuracy), strict=True)
             ),
-            "heldout_pairwise_accuracy_mean": float(np.nanmean(heldout_accuracy)),
-            "loss_every_100_steps": losses,
-            "seconds": round(evaluator_seconds, 2),
-        },
-        "generator": {"history": history, "seconds": round(time.perf_counter() - started - evaluator_seconds, 2)},
-        "picks_at_trained_budgets": [p.to_dict() for p in picks],
-        "selection_score": score,
-    }
+            heldout_pairwise_accuracy_mean=float(np.nanmean(heldout_accuracy)),
+            loss_every_100_steps=[float(v) for v in losses],
+            seconds=round(evaluator_seconds, 2),
+        ),
+        generator=GeneratorMetrics(history=history, seconds=round(time.perf_counter() - started - evaluator_seconds, 2)),
+        picks_at_trained_budgets=list(picks),
+        selection_score=score,
+    )
     return TrialOutcome(config.seed, config.generator.entropy_weight, evaluator.state_dict(), generator.state_dict(), metrics)

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from nag.errors import MissingDependencyError, NagError
+from nag.search.metrics import TrialMetrics
 from nag.search.config import SearchConfig
 from nag.search.rundir import write_json
 from nag.search.training import PreparedData, TrialOutcome, run_trial
@@ -57,11 +58,11 @@ def _trainable(params: dict[str, Any], *, prepared: PreparedData, config: dict[s
     outcome = run_trial(prepared, trial_config)
     with tempfile.TemporaryDirectory() as folder:
         torch.save({"evaluator": outcome.evaluator_state, "generator": outcome.generator_state}, Path(folder) / "weights.pt")
-        write_json(Path(folder) / "metrics.json", outcome.metrics)
+        write_json(Path(folder) / "metrics.json", outcome.metrics.to_dict())
         tune.report(
             {
-                "selection_score": outcome.metrics["selection_score"],
-                "heldout_pairwise_accuracy": outcome.metrics["evaluator"]["heldout_pairwise_accuracy_mean"],
+                "selection_score": outcome.metrics.selection_score,
+                "heldout_pairwise_accuracy": outcome.metrics.evaluator.heldout_pairwise_accuracy_mean,
             },
             checkpoint=tune.Checkpoint.from_directory(folder),
         )
@@ -76,10 +77,8 @@ def _read_outcome(result: Any) -> TrialOutcome:
         raise TrialError("a Tune trial finished without a checkpoint; see the Tune logs in the run directory's tune/ folder")
     with result.checkpoint.as_directory() as folder:
         weights = torch.load(Path(folder) / "weights.pt", map_location="cpu", weights_only=True)
-        metrics = json.loads((Path(folder) / "metrics.json").read_text())
-    return TrialOutcome(
-        int(metrics["seed"]), float(metrics["entropy_weight"]), weights["evaluator"], weights["generator"], metrics
-    )
+        metrics = TrialMetrics.from_dict(json.loads((Path(folder) / "metrics.json").read_text()))
+    return TrialOutcome(metrics.seed, metrics.entropy_weight, weights["evaluator"], weights["generator"], metrics)
 
 
 def run_tune_trials(prepared: PreparedData, config: SearchConfig, options: TuneOptions, *, storage: Path) -> list[TrialOutcome]:

@@ -66,8 +66,9 @@ def test_the_numpy_form_answers_as_the_torch_files(
     old = _old(trained_run, tmp_path / "old")
     source = fitted if select_by == "source" else None
     for seed in (0, 5):
-        new_answers = generate(trained_run, BUDGETS, seed=seed, select_by=select_by, accuracy=source)
-        assert _answers(new_answers) == _answers(generate(old, BUDGETS, seed=seed, select_by=select_by, accuracy=source))
+        new_answers = [a.to_dict() for a in generate(trained_run, BUDGETS, seed=seed, select_by=select_by, accuracy=source)]
+        old_answers = [a.to_dict() for a in generate(old, BUDGETS, seed=seed, select_by=select_by, accuracy=source)]
+        assert _answers(new_answers) == _answers(old_answers)
         assert {a["selected_by"] for a in new_answers} == {select_by}
     if source is not None:
         assert any(a["refine_steps"] for a in new_answers)  # the climb under the source ran

@@ -78,7 +78,7 @@ def test_tune_trials_keep_the_best(ray_cluster: Any, tmp_path: Path, small_table
     direct = run_trial(prepared, TINY.replace(seed=best["seed"], generator__entropy_weight=best["entropy_weight"]))
     kept = torch.load(run / "generator.pt", weights_only=True)
     assert all(torch.equal(kept[k], direct.generator_state[k]) for k in kept)
-    assert generate(run, [35.0])[0]["arch"]
+    assert generate(run, [35.0])[0].arch
 
 
 def test_rollout_workers_sample_what_plain_workers_sample(
@@ -103,4 +103,4 @@ def test_rollout_workers_sample_what_plain_workers_sample(
     assert torch.allclose(torch.as_tensor(rewards), torch.cat([torch.as_tensor(p[1]) for p in plain]))
     # And a whole search with its rollouts on Ray actors runs and writes a usable run directory.
     run = run_search(out=tmp_path / "actors", table=small_table, config=TINY.replace(rollout_workers=2))
-    assert generate(run, [40.0])[0]["arch"]
+    assert generate(run, [40.0])[0].arch

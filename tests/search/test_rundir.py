@@ -30,14 +30,14 @@ def test_round_trip_gives_the_same_answers(trained_run: Path, tmp_path: Path) ->
     copy = save_run(tmp_path / "copy", model, metrics)
     assert sorted(p.name for p in copy.iterdir()) == sorted(p.name for p in trained_run.iterdir() if p.is_file())
     first, second = generate(copy, [33.0, 44.0], seed=1), generate(trained_run, [33.0, 44.0], seed=1)
-    assert [(r["arch"], r["latency_ms"], r["accuracy"]) for r in first] == [
-        (r["arch"], r["latency_ms"], r["accuracy"]) for r in second
-    ]
+    assert [(r.arch, r.latency_ms, r.accuracy) for r in first] == [(r.arch, r.latency_ms, r.accuracy) for r in second]
     again, _ = load_run(copy)
     for name, tensor in model.generator.state_dict().items():
         assert torch.equal(tensor, again.generator.state_dict()[name])
     assert again.budgets == model.budgets and again.config == model.config and again.latency.to_dict() == model.latency.to_dict()  # type: ignore[attr-defined]
-    assert set(metrics) >= {"data", "budgets_ms", "trials", "best_trial", "evaluator_heldout_pairwise_accuracy", "timings_s"}
+    stored = json.loads((copy / "metrics.json").read_text())
+    assert stored == json.loads((trained_run / "metrics.json").read_text())  # RunMetrics writes back what it read
+    assert set(stored) >= {"data", "budgets_ms", "trials", "best_trial", "evaluator_heldout_pairwise_accuracy", "timings_s"}
     assert (copy / "config.json").stat().st_mode & 0o044  # readable by others, as the umask allows
 
 
@@ -82,7 +82,7 @@ def test_seeded_search_is_reproducible(tmp_path: Path, table: ArchTable, monkeyp
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
     assert _metrics_without_times(first) == _metrics_without_times(second)
-    answers = [{k: v for k, v in generate(run, [35.0])[0].items() if k != "time_ms"} for run in (first, second)]
+    answers = [{k: v for k, v in generate(run, [35.0])[0].to_dict().items() if k != "time_ms"} for run in (first, second)]
     assert answers[0] == answers[1]
 
 

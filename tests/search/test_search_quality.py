@@ -33,7 +33,7 @@ def test_exact_optimum_dominates_every_sampled_architecture(problem: SyntheticPr
 
 def test_evaluator_ranks_heldout_pairs(trained_run: Path) -> None:
     _, metrics = load_run(trained_run)
-    per_budget = list(metrics["evaluator_heldout_pairwise_accuracy"].values())
+    per_budget = list(metrics.evaluator_heldout_pairwise_accuracy.values())
     assert len(per_budget) == 10
     assert float(np.mean(per_budget)) >= 0.85, per_budget  # 0.5 is chance
     assert min(per_budget) >= 0.8, per_budget
@@ -44,13 +44,13 @@ def test_generated_architectures_meet_budgets_and_beat_the_table(
 ) -> None:
     budgets = [float(b) for b in np.quantile(table.latency_ms, [0.1, 0.3, 0.5, 0.7, 0.9])]
     for result, budget in zip(generate(trained_run, budgets), budgets, strict=True):
-        true_latency = problem.predict_ms([result["arch"]])[0]
-        true_accuracy = problem.accuracy([result["arch"]])[0]
-        assert result["feasible"] and true_latency <= budget
-        assert result["latency_ms"] == pytest.approx(true_latency, abs=1e-4)  # the additive model is exact here
-        assert true_accuracy > _table_best(table, budget), (budget, result["arch"])
+        true_latency = problem.predict_ms([result.arch])[0]
+        true_accuracy = problem.accuracy([result.arch])[0]
+        assert result.feasible and true_latency <= budget
+        assert result.latency_ms == pytest.approx(true_latency, abs=1e-4)  # the additive model is exact here
+        assert true_accuracy > _table_best(table, budget), (budget, result.arch)
         assert true_accuracy <= problem.best_under(budget)[0] + 1e-12  # type: ignore[index]
-        assert abs(result["accuracy"] - true_accuracy) < 0.01  # the surrogate's estimate
+        assert abs(result.accuracy - true_accuracy) < 0.01  # the surrogate's estimate
 
 
 def test_interpolated_budgets_behave_sensibly(trained_run: Path, problem: SyntheticProblem, table: ArchTable) -> None:
@@ -58,10 +58,10 @@ def test_interpolated_budgets_behave_sensibly(trained_run: Path, problem: Synthe
     trained = model.budgets.budgets_ms
     budgets = [float(b) for b in np.linspace(np.quantile(table.latency_ms, 0.2), np.quantile(table.latency_ms, 0.8), 13)]
     results = generate(trained_run, budgets)
-    accuracy = [problem.accuracy([r["arch"]])[0] for r in results]
+    accuracy = [problem.accuracy([r.arch])[0] for r in results]
     for result, budget in zip(results, budgets, strict=True):
-        assert result["interpolated"] == (min(abs(budget - b) for b in trained) > 1e-9)
-        assert result["outside_trained_range"] is None and problem.predict_ms([result["arch"]])[0] <= budget
+        assert result.interpolated == (min(abs(budget - b) for b in trained) > 1e-9)
+        assert result.outside_trained_range is None and problem.predict_ms([result.arch])[0] <= budget
     running_best = np.maximum.accumulate(accuracy)
     assert all(a >= best - 0.006 for a, best in zip(accuracy, running_best, strict=True)), (
         accuracy
@@ -74,15 +74,15 @@ def test_budgets_outside_the_trained_range_are_reported(trained_run: Path, probl
     model, _ = load_run(trained_run)
     low, high = model.budgets.budgets_ms[0], model.budgets.budgets_ms[-1]
     above, below = generate(trained_run, [high * 2, low / 3])
-    assert above["outside_trained_range"] == "above" and above["feasible"] and "above the trained range" in above["note"]
-    assert not above["interpolated"] and problem.predict_ms([above["arch"]])[0] <= high * 2
+    assert above.outside_trained_range == "above" and above.feasible and "above the trained range" in above.note
+    assert not above.interpolated and problem.predict_ms([above.arch])[0] <= high * 2
     # Below every architecture of the space: nothing can be feasible, and the result says so.
-    assert below["outside_trained_range"] == "below" and not below["feasible"]
-    assert "no sampled architecture meets the budget" in below["note"] and below["rounds"] == model.config.inference.max_rounds
+    assert below.outside_trained_range == "below" and not below.feasible
+    assert "no sampled architecture meets the budget" in below.note and below.rounds == model.config.inference.max_rounds
 
 
 def test_generate_is_fast_and_reproducible(trained_run: Path) -> None:
     first = generate(trained_run, [35.0, 40.0, 45.0], seed=3)
     again = generate(trained_run, [45.0, 35.0], seed=3)
-    assert [r["arch"] for r in again] == [first[2]["arch"], first[0]["arch"]]  # a budget's answer does not depend on the others
-    assert all(r["time_ms"] < 1000 for r in first)  # milliseconds per budget (about 20 ms on 2 cores); a loose bound
+    assert [r.arch for r in again] == [first[2].arch, first[0].arch]  # a budget's answer does not depend on the others
+    assert all(r.time_ms < 1000 for r in first)  # milliseconds per budget (about 20 ms on 2 cores); a loose bound

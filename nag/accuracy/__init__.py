@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from nag.accuracy._protocol import AccuracySource, EncodedAccuracySource
+from nag.accuracy._protocol import AccuracySource, EncodedAccuracySource, EnumerableAccuracySource, StorableFitSource
 
-__all__ = ["AccuracySource", "EncodedAccuracySource"]
+__all__ = ["AccuracySource", "EncodedAccuracySource", "EnumerableAccuracySource", "StorableFitSource"]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["AccuracySource", "EncodedAccuracySource"]
+__all__ = ["AccuracySource", "EncodedAccuracySource", "EnumerableAccuracySource", "StorableFitSource"]
 
 
 @runtime_checkable
@@ -35,3 +35,22 @@ class EncodedAccuracySource(AccuracySource, Protocol):
 
     def accuracy_encoded(self, encodings: np.ndarray) -> np.ndarray:
         """Top-1 fraction of each row of ``encodings`` (``(n, space.encoding_size)``, the space's encoding)."""
+
+
+@runtime_checkable
+class EnumerableAccuracySource(AccuracySource, Protocol):
+    """An accuracy source that can label only a known, finite set of architectures (a table): a search labels
+    those (``archs``) instead of sampling the space. An optional capability."""
+
+    @property
+    def archs(self) -> list[str]:
+        """The architectures this source can label, canonical strings."""
+
+
+@runtime_checkable
+class StorableFitSource(AccuracySource, Protocol):
+    """An accuracy source fitted from data whose fit can be kept as arrays (in a run directory's ``accuracy.npz``)
+    and read back without fitting again. An optional capability; the class also has ``from_arrays``."""
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The fit as named arrays (no pickled objects)."""

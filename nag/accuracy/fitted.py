@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from nag.errors import NagError, SettingError
-from nag.space import SearchSpace, get_space
+from nag.space import SearchSpace, StagedSpace, get_space
 
 __all__ = ["CrossFitReport", "FittedAccuracyPredictor", "FittedModelError", "FittingDataError", "cross_fit_folds"]
 
@@ -97,9 +97,10 @@ class _Encoder:
         self._space = space
         self.size = space.encoding_size
         self._columns: np.ndarray | None = None
-        kernels, expands = getattr(space, "kernel_choices", None), getattr(space, "expand_choices", None)
-        slots = getattr(space, "num_stages", 0) * getattr(space, "slots_per_stage", 0)
-        if kernels is None or expands is None or slots * (len(kernels) + len(expands)) != self.size:
+        if not isinstance(space, StagedSpace):
+            return
+        kernels, expands, slots = space.kernel_choices, space.expand_choices, space.num_stages * space.slots_per_stage
+        if slots * (len(kernels) + len(expands)) != self.size:
             return
         columns = np.full((2 * slots, max(*kernels, *expands) + 1), self.size, dtype=np.intp)  # unused slot (0): spare
         for slot in range(slots):

@@ -367,6 +367,7 @@ def _store_accuracy(args: argparse.Namespace, out: Any, source: Any) -> None:
     does not fit it again."""
     import numpy as np
 
+    from nag.accuracy import StorableFitSource
     from nag.accuracy.registry import fit_fingerprint
     from nag.data import atomic_write_bytes
     from nag.search.rundir import write_json
@@ -375,12 +376,11 @@ def _store_accuracy(args: argparse.Namespace, out: Any, source: Any) -> None:
     settings = _reopen_settings(args)
     write_json(Path(out) / ACCURACY_FILE, {"spec": spec, **settings})
     fingerprint = fit_fingerprint(spec, settings)
-    to_arrays = getattr(source, "to_arrays", None)
-    if fingerprint is None or not callable(to_arrays):
+    if fingerprint is None or not isinstance(source, StorableFitSource):
         (Path(out) / ACCURACY_FIT_FILE).unlink(missing_ok=True)
         return
     buffer = io.BytesIO()
-    np.savez(buffer, fingerprint=np.asarray(fingerprint), **{f"fit.{k}": v for k, v in to_arrays().items()})
+    np.savez(buffer, fingerprint=np.asarray(fingerprint), **{f"fit.{k}": v for k, v in source.to_arrays().items()})
     atomic_write_bytes(Path(out) / ACCURACY_FIT_FILE, buffer.getvalue())
 
 

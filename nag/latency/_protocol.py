@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["LatencyPredictor"]
+__all__ = ["LatencyPredictor", "StorableLatencyPredictor"]
 
 
 @runtime_checkable
@@ -24,3 +24,12 @@ class LatencyPredictor(Protocol):
 
     def predict_ms(self, archs: Sequence[Any]) -> list[float]:
         """Predicted latency in ms of each architecture, in order."""
+
+
+@runtime_checkable
+class StorableLatencyPredictor(LatencyPredictor, Protocol):
+    """A latency predictor that a run directory can keep: ``to_dict()`` gives JSON with its registered ``kind``
+    (see :data:`nag.search.rundir.LATENCY_KINDS`), and the class's ``from_dict`` restores it."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready parameters, with ``"kind"``: the predictor's registry name."""

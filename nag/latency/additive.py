@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nag.errors import NagError, SettingError
-from nag.space import SearchSpace, get_space
+from nag.space import SearchSpace, get_space, staged
 
 __all__ = ["AdditiveLatencyPredictor", "FitReport", "LatencyFitError", "nnls"]
 
@@ -78,17 +78,13 @@ def nnls(gram: np.ndarray, target: np.ndarray, *, max_iter: int = 1000) -> np.nd
 
 
 def _terms(space: SearchSpace[Any]) -> list[tuple[int, bool, int, int]]:
-    missing = [
-        n for n in ("depth_choices", "kernel_choices", "expand_choices", "num_stages", "slots_per_stage") if not hasattr(space, n)
-    ]
-    if missing:
-        raise SettingError(f"the additive latency model needs a staged space; {space.name!r} lacks {', '.join(missing)}")
+    stages = staged(space, "the additive latency model")
     return [
         (stage, first, k, e)
-        for stage in range(space.num_stages)  # type: ignore[attr-defined]
+        for stage in range(stages.num_stages)
         for first in (True, False)
-        for k in space.kernel_choices  # type: ignore[attr-defined]
-        for e in space.expand_choices  # type: ignore[attr-defined]
+        for k in stages.kernel_choices
+        for e in stages.expand_choices
     ]
 
 

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nag.accuracy import AccuracySource
+from nag.accuracy import AccuracySource, EnumerableAccuracySource
 from nag.data import ArchTable
 from nag.errors import SettingError
 from nag.latency import LatencyPredictor
@@ -135,9 +135,8 @@ def _labelled(
                 "a search needs accuracies: give a table with an accuracy column, or an accuracy source (--accuracy)"
             )
         return table_archs, list(table.latency_ms), list(table.accuracy), latency, {**notes, "labels": "table"}
-    known = getattr(accuracy, "archs", None)
-    if known is not None:
-        archs = list(known)
+    if isinstance(accuracy, EnumerableAccuracySource):
+        archs = list(accuracy.archs)
         notes["labels"] = f"accuracy source's {len(archs)} architectures"
     else:
         archs = [space.format(a) for a in space.sample_many(num_archs, seed=seed)]

@@ -27,8 +27,7 @@ up to :data:`BATCH_ROWS` rows a pass), which draws exactly the rows that samplin
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 

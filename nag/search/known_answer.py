@@ -40,7 +40,7 @@ import numpy as np
 from nag.data import ArchTable
 from nag.errors import ArchitectureError, SettingError
 from nag.search.synthetic import _pareto
-from nag.space import SearchSpace, get_space
+from nag.space import SearchSpace, get_space, staged
 
 __all__ = ["KnownAnswerProblem"]
 
@@ -81,14 +81,7 @@ class KnownAnswerProblem:
         depths: Sequence[int] | None = None,
     ) -> None:
         self._space: SearchSpace[Any] = get_space(space)
-        sp: Any = self._space
-        missing = [
-            n
-            for n in ("depth_choices", "kernel_choices", "expand_choices", "num_stages", "slots_per_stage")
-            if not hasattr(sp, n)
-        ]
-        if missing:
-            raise SettingError(f"the known-answer problem needs a staged space; {space!r} lacks {', '.join(missing)}")
+        sp = staged(self._space, "the known-answer problem")
         self.seed = seed
         self.stages: int = sp.num_stages
         self.slots: int = sp.slots_per_stage
@@ -164,6 +157,8 @@ class KnownAnswerProblem:
                 f"need depths (n, {self.stages}) and kernels, expands (n, {self.stages * self.slots}); "
                 f"got {depths.shape}, {kernels.shape}, {expands.shape}"
             )
+        if n == 0:
+            return np.zeros(0), np.zeros(0)
         used = (np.arange(self.slots)[None, None, :] < depths[:, :, None]).reshape(n, -1)
         checks = [("depth", depths, self.all_depths), ("kernel", kernels[used], self.all_kernels)]
         for what, values, choices in [*checks, ("expand ratio", expands[used], self.all_expands)]:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from nag.errors import SettingError
-from nag.space import SearchSpace
+from nag.space import SearchSpace, staged
 
 if TYPE_CHECKING:
     import torch
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["DecisionKind", "StagedLayout"]
 
 DecisionKind = Literal["depth", "expand", "kernel"]
-_REQUIRED = ("depth_choices", "kernel_choices", "expand_choices", "num_stages", "slots_per_stage")
 
 
 @dataclass(frozen=True)
@@ -51,19 +50,14 @@ class StagedLayout:
     @classmethod
     def for_space(cls, space: SearchSpace[Any]) -> StagedLayout:
         """Read the layout from ``space``'s class attributes; raise :class:`SettingError` if it is not staged."""
-        missing = [name for name in _REQUIRED if not hasattr(space, name)]
-        if missing:
-            raise SettingError(
-                f"search space {space.name!r} is not a staged (MobileNet-like) space: it lacks {', '.join(missing)}; "
-                "the PNAG generator needs depth_choices, kernel_choices, expand_choices, num_stages and slots_per_stage"
-            )
+        stages = staged(space, "the PNAG generator")
         layout = cls(
             space_name=space.name,
-            depth_choices=tuple(int(v) for v in space.depth_choices),  # type: ignore[attr-defined]
-            kernel_choices=tuple(int(v) for v in space.kernel_choices),  # type: ignore[attr-defined]
-            expand_choices=tuple(int(v) for v in space.expand_choices),  # type: ignore[attr-defined]
-            num_stages=int(space.num_stages),  # type: ignore[attr-defined]
-            slots_per_stage=int(space.slots_per_stage),  # type: ignore[attr-defined]
+            depth_choices=tuple(int(v) for v in stages.depth_choices),
+            kernel_choices=tuple(int(v) for v in stages.kernel_choices),
+            expand_choices=tuple(int(v) for v in stages.expand_choices),
+            num_stages=int(stages.num_stages),
+            slots_per_stage=int(stages.slots_per_stage),
             fast_encoding=False,
         )
         if max(layout.depth_choices) > layout.slots_per_stage:

@@ -46,7 +46,7 @@ import numpy as np
 
 from nag.data import atomic_write_bytes
 from nag.errors import MissingDependencyError, NagError, SettingError, show_value
-from nag.latency import LatencyPredictor
+from nag.latency import LatencyPredictor, StorableLatencyPredictor
 from nag.registry import load_target
 from nag.search.budgets import BudgetSet
 from nag.search.config import SearchConfig
@@ -66,6 +66,7 @@ __all__ = [
     "RunDirError",
     "check_storable",
     "load_inference",
+    "load_latency",
     "load_run",
     "predates_inference_file",
     "read_arrays",
@@ -125,13 +126,12 @@ def _write_arrays(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
 
 def check_storable(latency: LatencyPredictor) -> dict[str, Any]:
     """The predictor's ``to_dict()``; raises :class:`SettingError` if it cannot be stored in a run directory."""
-    to_dict = getattr(latency, "to_dict", None)
-    if not callable(to_dict):
+    if not isinstance(latency, StorableLatencyPredictor):
         raise SettingError(
             f"latency predictor {type(latency).__name__} cannot be stored in a run directory: it needs to_dict() and "
             "a from_dict() classmethod, and its kind registered in nag.search.rundir.LATENCY_KINDS"
         )
-    value = to_dict()
+    value = latency.to_dict()
     if not isinstance(value, dict) or "kind" not in value:
         raise SettingError(f"latency predictor {type(latency).__name__}.to_dict() must return a dict with a 'kind'")
     return value
@@ -167,7 +167,9 @@ def _read_json(path: Path) -> Any:
         raise RunDirError(f"cannot read {path}: {exc}; the run directory is damaged, run 'nag search' again") from None
 
 
-def _load_latency(value: Any) -> LatencyPredictor:
+def load_latency(value: Any) -> LatencyPredictor:
+    """The predictor a run directory's ``latency.json`` holds (``value``, its parsed JSON), by its registered ``kind``;
+    raises :class:`RunDirError` for an unknown kind (never importing it) or damaged parameters."""
     kind = value.get("kind") if isinstance(value, dict) else None
     name = _LEGACY_KINDS.get(str(kind), str(kind))
     if name not in LATENCY_KINDS:
@@ -233,7 +235,7 @@ def _read_common(run: Path) -> _Common:
         budgets = BudgetSet.from_dict(_read_json(run / "budgets.json"))
         if budgets.k != config.num_budgets:
             raise ValueError(f"{budgets.k} budgets, but config.json trained {config.num_budgets}")
-    latency = _load_latency(_read_json(run / "latency.json"))
+    latency = load_latency(_read_json(run / "latency.json"))
     return _Common(tuple(files), space, layout, config, budgets, latency)
 
 

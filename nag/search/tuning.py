@@ -23,8 +23,8 @@ from typing import Any
 import torch
 
 from nag.errors import MissingDependencyError, NagError
-from nag.search.metrics import TrialMetrics
 from nag.search.config import SearchConfig
+from nag.search.metrics import TrialMetrics
 from nag.search.rundir import write_json
 from nag.search.training import PreparedData, TrialOutcome, run_trial
 

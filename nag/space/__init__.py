@@ -10,7 +10,7 @@ from typing import Any
 
 from nag.errors import UnknownNameError
 from nag.registry import load_target
-from nag.space._base import SearchSpace, check_setting
+from nag.space._base import SearchSpace, StagedSpace, check_setting, staged
 from nag.space.blocks import Block, ConvBlock, LinearBlock, MBConvBlock, PoolBlock
 from nag.space.costs import NetworkCosts, count_costs
 
@@ -22,10 +22,12 @@ __all__ = [
     "NetworkCosts",
     "PoolBlock",
     "SearchSpace",
+    "StagedSpace",
     "available_spaces",
     "check_setting",
     "count_costs",
     "get_space",
+    "staged",
 ]
 
 # name -> "module:Class"; imported on first use so that a space with heavy dependencies costs nothing until asked for.

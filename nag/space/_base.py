@@ -17,7 +17,7 @@ import math
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from nag.errors import SettingError
 from nag.space.blocks import Block
@@ -26,7 +26,7 @@ from nag.space.costs import NetworkCosts, count_costs
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["SearchSpace", "check_setting"]
+__all__ = ["STAGED_ATTRIBUTES", "SearchSpace", "StagedSpace", "check_setting", "staged"]
 
 ArchT = TypeVar("ArchT")
 
@@ -157,3 +157,39 @@ class SearchSpace(ABC, Generic[ArchT]):
 
     def parse_many(self, values: Sequence[str | Mapping[str, Any]]) -> list[ArchT]:
         return [self.parse(value) for value in values]
+
+
+STAGED_ATTRIBUTES = ("depth_choices", "kernel_choices", "expand_choices", "num_stages", "slots_per_stage")
+
+
+@runtime_checkable
+class StagedSpace(Protocol):
+    """An optional capability of a :class:`SearchSpace`: a MobileNet-like staged layout, ``num_stages`` stages of
+    ``slots_per_stage`` layer slots; a stage uses the first ``depth`` slots (one of ``depth_choices``), and each used
+    slot picks a kernel size and an expand ratio. The PNAG generator, the additive latency model, the fitted
+    accuracy predictor's fast encoding and the known-answer problem need it. Declared by class attributes
+    (``OFAMobileNetV3Space`` has them); :func:`staged` checks a space for it."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def depth_choices(self) -> tuple[int, ...]: ...
+    @property
+    def kernel_choices(self) -> tuple[int, ...]: ...
+    @property
+    def expand_choices(self) -> tuple[int, ...]: ...
+    @property
+    def num_stages(self) -> int: ...
+    @property
+    def slots_per_stage(self) -> int: ...
+
+
+def staged(space: SearchSpace[Any], needed_by: str) -> StagedSpace:
+    """``space`` as a :class:`StagedSpace`; raises :class:`SettingError` naming what it lacks and who needs it."""
+    if isinstance(space, StagedSpace):
+        return space
+    missing = [name for name in STAGED_ATTRIBUTES if name not in dir(space)]
+    raise SettingError(
+        f"{needed_by} needs a staged (MobileNet-like) search space; {space.name!r} lacks {', '.join(missing)} "
+        f"(a space declares {', '.join(STAGED_ATTRIBUTES)}: see nag.space.StagedSpace)"
+    )

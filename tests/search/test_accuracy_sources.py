@@ -14,18 +14,8 @@ from nag.accuracy.table import TableAccuracySource, UnlabelledArchitectureError
 from nag.data import ArchTable
 from nag.errors import SettingError
 from nag.space.ofa_mbv3 import OFAMobileNetV3Space
+from tests.accuracy.ofa_checkpoint import ofa_mlp
 from tests.conftest import PNAG_80_MOBILE
-
-
-def _ofa_mlp() -> nn.Sequential:
-    torch.manual_seed(0)
-    net = nn.Sequential(
-        nn.Linear(128, 400), nn.ReLU(), nn.Linear(400, 400), nn.ReLU(), nn.Linear(400, 400), nn.ReLU(), nn.Linear(400, 1)
-    )
-    with torch.no_grad():
-        net[6].bias.fill_(0.75)  # type: ignore[operator]
-        net[6].weight.mul_(0.01)  # type: ignore[operator]
-    return net
 
 
 def _features_by_hand(arch: str, resolution: int) -> torch.Tensor:
@@ -42,7 +32,7 @@ def _features_by_hand(arch: str, resolution: int) -> torch.Tensor:
 
 @pytest.mark.parametrize("resolution", [224, 160])
 def test_ofa_predictor_layout(tmp_path: Path, space: OFAMobileNetV3Space, resolution: int) -> None:
-    net = _ofa_mlp()
+    net = ofa_mlp()
     path = tmp_path / "acc_predictor.pth"
     torch.save(net.state_dict(), path)
     assert sorted(net.state_dict()) == ["0.bias", "0.weight", "2.bias", "2.weight", "4.bias", "4.weight", "6.bias", "6.weight"]
@@ -56,7 +46,7 @@ def test_ofa_predictor_layout(tmp_path: Path, space: OFAMobileNetV3Space, resolu
 
 
 def test_ofa_predictor_later_layout_and_bad_files(tmp_path: Path) -> None:
-    net = _ofa_mlp()
+    net = ofa_mlp()
     later = {f"layers.{k}": v for k, v in net.state_dict().items()} | {"base_acc": torch.tensor(0.01)}
     torch.save(later, tmp_path / "later.pth")
     plain = tmp_path / "plain.pth"

@@ -8,11 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
-from torch import nn
 
 from nag.data import write_csv
 from nag.search.synthetic import SyntheticProblem
+from tests.accuracy.ofa_checkpoint import save_ofa_checkpoint
 from tests.cli import one_line_error
 
 SMALL_FLAGS = ["--evaluator-steps", "150", "--generator-iterations", "40", "--quiet"]
@@ -60,14 +59,7 @@ def test_search_then_generate(tmp_path: Path, percent_csv: Path, problem: Synthe
 def test_search_labels_its_own_archs_with_the_ofa_predictor(tmp_path: Path, problem: SyntheticProblem) -> None:
     latency_only = problem.table(300, seed=6)
     csv = write_csv(tmp_path / "lat.csv", latency_only.archs, latency_only.latency_ms)
-    torch.manual_seed(0)
-    net = nn.Sequential(
-        nn.Linear(128, 400), nn.ReLU(), nn.Linear(400, 400), nn.ReLU(), nn.Linear(400, 400), nn.ReLU(), nn.Linear(400, 1)
-    )
-    with torch.no_grad():
-        net[6].weight.mul_(0.01)  # type: ignore[operator]
-        net[6].bias.fill_(0.75)  # type: ignore[operator]
-    torch.save(net.state_dict(), tmp_path / "acc_predictor.pth")
+    save_ofa_checkpoint(tmp_path / "acc_predictor.pth")
     run = tmp_path / "run"
     result = nag(
         "search",

@@ -77,7 +77,7 @@ class Unstaged(SearchSpace[Any]):
 
 
 def test_a_space_without_stages_is_refused() -> None:
-    with pytest.raises(SettingError, match=r"'unstaged-test' is not a staged .* lacks depth_choices"):
+    with pytest.raises(SettingError, match=r"the PNAG generator needs a staged .*'unstaged-test' lacks depth_choices"):
         StagedLayout.for_space(Unstaged())
 
 

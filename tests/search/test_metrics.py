@@ -29,7 +29,9 @@ def test_the_typed_metrics_are_the_file(trained_run: Path, stored: dict[str, Any
     assert metrics.best.seed == stored["trials"][stored["best_trial"]]["seed"]
     assert metrics.budgets_ms == stored["budgets_ms"] and len(metrics.best.picks_at_trained_budgets) == len(stored["budgets_ms"])
     first = metrics.best.picks_at_trained_budgets[0]
-    assert isinstance(first, Generated) and first.to_dict() == stored["trials"][stored["best_trial"]]["picks_at_trained_budgets"][0]
+    assert (
+        isinstance(first, Generated) and first.to_dict() == stored["trials"][stored["best_trial"]]["picks_at_trained_budgets"][0]
+    )
     assert metrics.total_s == stored["timings_s"]["total"] > 0
 
 

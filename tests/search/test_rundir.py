@@ -116,7 +116,7 @@ def test_a_stored_latency_model_with_impossible_values_is_refused(trained_run: P
 def test_run_directories_that_stored_the_farm_predictor_by_module_path_still_load(tmp_path: Path) -> None:
     from farm.lut import LutPredictor
     from farm.store import Store
-    from nag.search.rundir import _load_latency
+    from nag.search.rundir import load_latency
     from tests.tables import put_block_table
 
     with Store(tmp_path / "t.db") as store:
@@ -124,6 +124,6 @@ def test_run_directories_that_stored_the_farm_predictor_by_module_path_still_loa
         lut = LutPredictor(store, table)
     stored = lut.to_dict()
     assert stored["kind"] == "lut"
-    legacy = _load_latency({**stored, "kind": "farm.lut:LutPredictor"})
+    legacy = load_latency({**stored, "kind": "farm.lut:LutPredictor"})
     arch = "2,2,2,2,2:3,3,0,0,3,3,0,0,3,3,0,0,3,3,0,0,3,3,0,0:3,3,0,0,3,3,0,0,3,3,0,0,3,3,0,0,3,3,0,0"
-    assert legacy.predict_ms([arch]) == _load_latency(stored).predict_ms([arch]) == lut.predict_ms([arch])
+    assert legacy.predict_ms([arch]) == load_latency(stored).predict_ms([arch]) == lut.predict_ms([arch])

@@ -32,6 +32,7 @@ beside the residual spread at the tens of networks a validation measures).
 
 from __future__ import annotations
 
+import copy
 import math
 import statistics
 from collections import Counter
@@ -44,6 +45,7 @@ from farm.errors import CalibrationError, InvalidEntryError, MissingBlockError, 
 from farm.ofa_lut import OFA_RUNTIME
 from farm.store import Row, Store, TableKey
 from nag.errors import SettingError, show_value
+from nag.latency import check_quantile
 from nag.space import get_space
 
 __all__ = ["Calibration", "LutPredictor", "Statistic", "calibrate", "fit_calibration", "network_latencies", "select_table"]
@@ -222,7 +224,16 @@ class LutPredictor:
     fitted with another statistic than the one used.
     """
 
-    def __init__(self, store: Store, table: TableKey, *, statistic: Statistic = "median", use_calibration: bool = True) -> None:
+    def __init__(
+        self,
+        store: Store,
+        table: TableKey,
+        *,
+        statistic: Statistic = "median",
+        use_calibration: bool = True,
+        quantile: float | None = None,
+    ) -> None:
+        self._quantile = check_quantile(quantile)
         if statistic not in STATISTICS:
             raise SettingError(f"statistic must be one of {', '.join(STATISTICS)}, got {statistic!r}")
         rows = store.rows(table, "block")
@@ -263,6 +274,7 @@ class LutPredictor:
             "std_errors_ms": dict(self._std_errors),
             "calibration": None if self._calibration is None else self._calibration.to_dict(),
             "store": str(self._store_path),
+            "quantile": self._quantile,
         }
 
     @classmethod
@@ -278,6 +290,18 @@ class LutPredictor:
         predictor._values = {str(k): float(v) for k, v in value["values_ms"].items()}
         predictor._std_errors = {str(k): float(v) for k, v in value["std_errors_ms"].items()}
         predictor._calibration = None if value["calibration"] is None else Calibration.from_dict(value["calibration"])
+        predictor._quantile = check_quantile(value.get("quantile"))  # absent before --budget-quantile existed
+        return predictor
+
+    @property
+    def quantile(self) -> float | None:
+        """The quantile :meth:`predict_ms` answers (``--budget-quantile``), or None for the point estimate."""
+        return self._quantile
+
+    def with_quantile(self, q: float | None) -> LutPredictor:
+        """A copy whose :meth:`predict_ms` answers the ``q``-quantile of each latency (None: the point estimate)."""
+        predictor = copy.copy(self)
+        predictor._quantile = check_quantile(q)
         return predictor
 
     @property
@@ -361,15 +385,21 @@ class LutPredictor:
         if not 0 < level < 1:
             raise SettingError(f"an interval's level must be between 0 and 1, got {show_value(level)}; e.g. 0.95")
         z = statistics.NormalDist().inv_cdf(0.5 + level / 2)
-        intervals = []
-        for latency, std in self.predict_with_std(archs):
-            spread = z * std / latency
-            intervals.append((latency, latency * math.exp(-spread), latency * math.exp(spread)))
-        return intervals
+        return [(latency, _at(latency, std, -z), _at(latency, std, z)) for latency, std in self.predict_with_std(archs)]
 
     def predict_ms(self, archs: Sequence[Any]) -> list[float]:
-        """Latency in ms of each architecture, in order: the table sum, calibrated when the table has a calibration."""
-        return [latency for latency, _ in self.predict_with_std(archs)]
+        """Latency in ms of each architecture, in order: the table sum, calibrated when the table has a calibration;
+        with a :attr:`quantile`, that quantile of the latency instead (the interval's log-scale normal)."""
+        if self._quantile is None:
+            return [latency for latency, _ in self.predict_with_std(archs)]
+        z = statistics.NormalDist().inv_cdf(self._quantile)
+        return [_at(latency, std, z) for latency, std in self.predict_with_std(archs)]
+
+
+def _at(latency: float, std: float, z: float) -> float:
+    """The latency ``z`` standard deviations from ``latency`` on the log scale (a latency is positive and its errors
+    multiplicative): ``latency * exp(z * std / latency)``."""
+    return latency * math.exp(z * std / latency)
 
 
 def select_table(

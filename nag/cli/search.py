@@ -89,6 +89,14 @@ def register(subparsers: Any) -> None:
         help="with --select-by source: moves of the local search under the source after the pick "
         "(default: the run's, 8; 0: the paper's inference, the best draw)",
     )
+    generate.add_argument(
+        "--budget-quantile",
+        type=float,
+        default=None,
+        metavar="Q",
+        help="feasible means the Q-quantile of the latency is under the budget, e.g. 0.9 (a run searched with --db; "
+        "default: the run's setting)",
+    )
     upgrade = subparsers.add_parser(
         "upgrade-run", help="add inference.npz to a run directory from an older nag, so 'nag generate' loads it without torch"
     )
@@ -134,6 +142,14 @@ def add_data_options(parser: Any) -> None:
     data.add_argument("--kind", default=None, help="with --db: the table's device name (the agent kind, e.g. adb-litert)")
     data.add_argument("--width", type=float, default=1.2, help="with --db: the table's width multiplier (default: %(default)s)")
     data.add_argument("--fingerprint", default=None, help="with --db: choose among tables of several device fingerprints")
+    data.add_argument(
+        "--budget-quantile",
+        type=float,
+        default=None,
+        metavar="Q",
+        help="with --db: feasible means the Q-quantile of the latency (from the table's uncertainty) is under the budget, "
+        "e.g. 0.9 (default: the estimate)",
+    )
     data.add_argument("--data", default=None, help="with --accuracy supernet:CKPT: an image folder (ImageNet layout) or 'digits'")
     data.add_argument(
         "--data-resolution", type=int, default=None, help="supernet data resolution (default: 32 for digits, else --resolution)"
@@ -169,9 +185,10 @@ def farm_latency(args: argparse.Namespace) -> Any:
         table = select_table(
             store, device=args.kind, space=args.space, resolution=args.resolution, width=args.width, fingerprint=args.fingerprint
         )
-        predictor = LutPredictor(store, table)
+        predictor = LutPredictor(store, table, quantile=args.budget_quantile)
     calibrated = " (calibrated)" if predictor.calibration else " (uncalibrated)"
-    print(f"latency from table {table.label()}{calibrated}", file=sys.stderr)
+    quantile = "" if predictor.quantile is None else f", its {predictor.quantile:g}-quantile"
+    print(f"latency from table {table.label()}{calibrated}{quantile}", file=sys.stderr)
     return predictor
 
 
@@ -237,6 +254,11 @@ def _search(args: argparse.Namespace) -> int:
 
     if (args.db is None) != (args.kind is None):
         raise SettingError("--db and --kind go together: the farm store and the table's device name")
+    if args.budget_quantile is not None and args.db is None:
+        raise SettingError(
+            "--budget-quantile needs a latency with an uncertainty: a farm table (--db DB --kind KIND); a --table's "
+            "latency column has none"
+        )
     if args.threads is not None and args.threads < 1:
         raise SettingError(f"--threads must be an integer >= 1, got {args.threads}")
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():  # before the training, not after it
@@ -492,6 +514,7 @@ def _generate(args: argparse.Namespace) -> int:
         select_by=select_by,
         accuracy=source,
         refine_steps=args.refine_steps,
+        budget_quantile=args.budget_quantile,
     )
     for result in results:
         if result.note:
@@ -499,11 +522,12 @@ def _generate(args: argparse.Namespace) -> int:
     if args.json:
         print_json([r.to_dict() for r in results])
         return 0
+    quantile = results[0].budget_quantile if results else None
     print_table(
         [
             "budget (ms)",
             "arch",
-            "latency (ms)",
+            "latency (ms)" if quantile is None else f"latency, {quantile:g}-quantile (ms)",
             "accuracy (source)" if select_by == "source" else "accuracy (estimate)",
             "interpolated",
             "time (ms)",

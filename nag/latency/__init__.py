@@ -6,6 +6,6 @@ Concrete predictors live where their data does: the farm provides one backed by 
 
 from __future__ import annotations
 
-from nag.latency._protocol import LatencyPredictor, StorableLatencyPredictor
+from nag.latency._protocol import LatencyPredictor, QuantileLatencyPredictor, StorableLatencyPredictor, check_quantile
 
-__all__ = ["LatencyPredictor", "StorableLatencyPredictor"]
+__all__ = ["LatencyPredictor", "QuantileLatencyPredictor", "StorableLatencyPredictor", "check_quantile"]

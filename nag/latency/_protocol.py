@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["LatencyPredictor", "StorableLatencyPredictor"]
+__all__ = ["LatencyPredictor", "QuantileLatencyPredictor", "StorableLatencyPredictor", "check_quantile"]
 
 
 @runtime_checkable
@@ -33,3 +33,33 @@ class StorableLatencyPredictor(LatencyPredictor, Protocol):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready parameters, with ``"kind"``: the predictor's registry name."""
+
+
+@runtime_checkable
+class QuantileLatencyPredictor(LatencyPredictor, Protocol):
+    """A latency predictor that knows its uncertainty and can answer a quantile instead of its point estimate:
+    ``with_quantile(q).predict_ms`` gives latencies that hold with probability ``q`` (the q-quantile), so a
+    budget met by them is met with probability q (``nag search``/``nag generate --budget-quantile``)."""
+
+    @property
+    def quantile(self) -> float | None:
+        """The quantile ``predict_ms`` answers, or None for the point estimate."""
+
+    def with_quantile(self, q: float | None) -> QuantileLatencyPredictor:
+        """A copy answering the ``q``-quantile (None: the point estimate); raises SettingError unless 0 < q < 1."""
+
+
+def check_quantile(q: Any) -> float | None:
+    """``q`` as a quantile in (0, 1), or None; raises :class:`nag.errors.SettingError` with the fix otherwise."""
+    import math
+
+    from nag.errors import SettingError, show_value
+
+    if q is None:
+        return None
+    if isinstance(q, bool) or not isinstance(q, (int, float)) or not math.isfinite(q) or not 0 < q < 1:
+        raise SettingError(
+            f"a budget quantile must be a number between 0 and 1 (exclusive), got {show_value(q)}; e.g. 0.9: "
+            "an architecture is feasible when its latency is under the budget with probability 0.9"
+        )
+    return float(q)

@@ -28,7 +28,7 @@ from nag.data import ArchTable
 from nag.errors import SettingError
 from nag.latency import LatencyPredictor
 from nag.search.config import SearchConfig
-from nag.search.inference import Generated, infer, sample_policy, warm_up
+from nag.search.inference import Generated, infer, sample_policy, warm_up, with_budget_quantile
 from nag.search.metrics import RunMetrics
 from nag.search.rundir import check_storable, load_inference, save_run
 from nag.space import get_space
@@ -254,6 +254,7 @@ def generate(
     select_by: str | None = None,
     accuracy: AccuracySource | None = None,
     refine_steps: int | None = None,
+    budget_quantile: float | None = None,
 ) -> list[Generated]:
     """One :class:`~nag.search.inference.Generated` per budget, in order: ``arch``, ``latency_ms`` (predicted),
     ``accuracy`` (an estimate unless selected by the source: ``accuracy_is_estimate``), ``time_ms`` (this budget's
@@ -262,13 +263,15 @@ def generate(
     (``to_dict()`` gives the JSON form ``nag generate --json`` prints). One untimed warm-up pass
     runs first, so ``time_ms`` is the steady per-budget cost. ``select_by`` (default: the run's setting) ranks
     the feasible candidates; ``"source"`` asks ``accuracy`` and reports its values, and refines the pick by
-    local search under it (``refine_steps`` moves at most; None: the run's setting, 0: none).
+    local search under it (``refine_steps`` moves at most; None: the run's setting, 0: none). ``budget_quantile``
+    q makes feasible mean "the q-quantile of the latency is under the budget" (a run searched on a farm table;
+    None: the run's own setting), and each answer's ``latency_ms`` is that quantile.
 
     Reads the run's ``inference.npz`` and imports neither torch nor Ray (a directory written before that
     file existed loads through torch).
     """
     with compute_threads(threads):
-        model = load_inference(run_dir)
+        model = with_budget_quantile(load_inference(run_dir), budget_quantile)
         warm_up(model)
         found = infer(
             model,

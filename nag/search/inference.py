@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -36,6 +36,7 @@ from threadpoolctl import threadpool_limits
 
 from nag.accuracy import AccuracySource
 from nag.errors import SettingError
+from nag.latency import QuantileLatencyPredictor, check_quantile
 from nag.search.budgets import BudgetPlacement
 from nag.search.numpy_model import InferenceModel
 from nag.search.refine import refine
@@ -75,6 +76,7 @@ class Generated:
     selected_by: str = "surrogate"  # how the pick was ranked among feasible candidates: surrogate, evaluator, source
     refine_steps: int = 0  # moves of the local search under the source after the pick (0: the best draw itself)
     accuracy_queries: int = 0  # architectures labelled by the accuracy source for this budget (pick and refinement)
+    budget_quantile: float | None = None  # feasible means this quantile of the latency is under the budget (None: the estimate)
 
     @property
     def accuracy_is_estimate(self) -> bool:
@@ -96,7 +98,7 @@ class Generated:
         values = {name: data[name] for name in known if name in data}
         for name, value in values.items():
             kind = _FIELD_TYPES[name]
-            if not (value is None and name in ("outside_trained_range", "note")) and (
+            if not (value is None and name in ("outside_trained_range", "note", "budget_quantile")) and (
                 isinstance(value, bool) != (kind is bool) or not isinstance(value, kind)
             ):
                 raise ValueError(f"{name!r} is {value!r}, not {kind.__name__ if isinstance(kind, type) else 'a number'}")
@@ -107,7 +109,7 @@ _FIELD_TYPES: dict[str, Any] = {
     "budget_ms": (int, float), "arch": str, "latency_ms": (int, float), "accuracy": (int, float), "score": (int, float),
     "feasible": bool, "interpolated": bool, "outside_trained_range": str, "budget_policy": str, "candidates": int,
     "distinct_candidates": int, "feasible_candidates": int, "rounds": int, "time_ms": (int, float), "note": str,
-    "selected_by": str, "refine_steps": int, "accuracy_queries": int,
+    "selected_by": str, "refine_steps": int, "accuracy_queries": int, "budget_quantile": (int, float),
 }  # fmt: skip
 
 
@@ -286,6 +288,7 @@ def _infer_one(model: InferenceModel, scorer: CandidateScorer, asked: _Asked, op
         selected_by=select_by,
         refine_steps=steps,
         accuracy_queries=scorer.accuracy_queries - queries_before,
+        budget_quantile=model.latency.quantile if isinstance(model.latency, QuantileLatencyPredictor) else None,
     )
 
 
@@ -299,6 +302,24 @@ def sample_policy(model: InferenceModel | SearchModel, budget_ms: float, n: int,
     embedding = model.policy.embed([model.budgets.place(budget_ms)])
     actions = model.policy.sample(np.repeat(embedding, n, axis=0), _rng(seed, budget_ms))
     return [model.space.format(a) for a in model.layout.actions_to_archs(model.space, actions)]
+
+
+def with_budget_quantile(model: InferenceModel, q: float | None) -> InferenceModel:
+    """``model`` whose feasibility uses the ``q``-quantile of each latency (None: the run's own setting). Needs a
+    predictor that knows its uncertainty (a farm block table); raises :class:`SettingError` otherwise."""
+    if q is None:
+        return model
+    q = check_quantile(q)
+    latency = model.latency
+    if not isinstance(latency, QuantileLatencyPredictor):
+        raise SettingError(
+            f"--budget-quantile needs a latency predictor that knows its uncertainty; this run's is "
+            f"{type(latency).__name__}: search with a farm table ('nag search --db DB --kind KIND') to use it"
+        )
+    if q == latency.quantile:
+        return model
+    # a quantile is not additive in the blocks (its spread is a root of summed variances): no additive form
+    return replace(model, latency=latency.with_quantile(q), latency_form=None)
 
 
 def _scorer(model: InferenceModel, accuracy: AccuracySource | None) -> CandidateScorer:

@@ -194,6 +194,29 @@ def test_prediction_intervals_hold_the_latency_and_widen_with_the_level(tmp_path
         predictor.predict_interval(archs, level=1.0)
 
 
+def test_a_quantile_predictor_answers_the_intervals_edge_and_is_stored_with_it(
+    tmp_path: Path, space: OFAMobileNetV3Space
+) -> None:
+    from nag.errors import SettingError
+
+    with Store(tmp_path / "t.db") as store:
+        point = LutPredictor(store, _measured_table(store, space))
+    archs = [PNAG_80_MOBILE, *[space.format(a) for a in space.sample_many(4, seed=8)]]
+    estimates = point.predict_ms(archs)
+    assert point.with_quantile(0.5).predict_ms(archs) == pytest.approx(estimates, rel=1e-12)  # the median: the estimate
+    q975 = point.with_quantile(0.975)
+    assert q975.predict_ms(archs) == pytest.approx([high for _, _, high in point.predict_interval(archs, level=0.95)])
+    low = point.with_quantile(0.1).predict_ms(archs)
+    assert all(a < b < c for a, b, c in zip(low, estimates, q975.predict_ms(archs), strict=True))
+    stored = q975.to_dict()
+    assert stored["quantile"] == 0.975 and LutPredictor.from_dict(stored).predict_ms(archs) == q975.predict_ms(archs)
+    older = {k: v for k, v in stored.items() if k != "quantile"}  # run directories from before --budget-quantile
+    assert LutPredictor.from_dict(older).quantile is None and point.quantile is None
+    for bad in (0.0, 1.0, float("nan"), True):
+        with pytest.raises(SettingError, match="between 0 and 1"):
+            point.with_quantile(bad)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("bad", [0.0, -1.5])  # (SQLite stores a NaN as NULL, which the schema refuses)
 def test_predictor_refuses_a_table_holding_a_block_of_no_positive_latency(
     tmp_path: Path, space: OFAMobileNetV3Space, bad: float

@@ -187,6 +187,53 @@ def test_search_on_a_farm_table(tmp_path: Path, problem: SyntheticProblem) -> No
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1
 
 
+def test_a_budget_quantile_leaves_the_tables_uncertainty_as_margin(tmp_path: Path, trained_run: Path) -> None:
+    """--budget-quantile Q: feasible means the Q-quantile of the latency is under the budget, from the block
+    entries' spread; 'nag search' stores Q with the table, 'nag generate' can ask another."""
+    from farm.lut import LutPredictor
+    from farm.store import Store
+    from tests.tables import put_block_table
+
+    db = tmp_path / "tables.db"
+    with Store(db) as store:  # noisy entries: 4 samples each, std 60% of the mean
+        table, _ = put_block_table(store, lambda i, _key: 0.05 + 0.01 * (i % 7), std_fraction=0.6, count=4)
+        point, q90, q99 = (LutPredictor(store, table, quantile=q) for q in (None, 0.9, 0.99))
+    archs = _archs(200)
+    write_csv(tmp_path / "acc.csv", archs, [1.0] * len(archs), [0.6 + 0.001 * i for i in range(len(archs))])
+    run = tmp_path / "run"
+    searched = nag(
+        "search", "--db", str(db), "--kind", "ort-cpu", "--resolution", "64", "--table", str(tmp_path / "acc.csv"),
+        "--budget-quantile", "0.9", "--out", str(run), *SMALL_FLAGS,
+    )  # fmt: skip
+    assert searched.returncode == 0, searched.stderr[-3000:]
+    assert "0.9-quantile" in searched.stderr and json.loads((run / "latency.json").read_text())["quantile"] == 0.9
+    budget = "1.4"
+    for flags, predictor, quantile in (([], q90, 0.9), (["--budget-quantile", "0.99"], q99, 0.99)):
+        generated = nag("generate", "--run", str(run), "--budget", budget, "--json", *flags)
+        assert generated.returncode == 0, generated.stderr[-2000:]
+        (answer,) = json.loads(generated.stdout)
+        assert answer["budget_quantile"] == quantile and answer["feasible"]
+        assert answer["latency_ms"] == pytest.approx(predictor.predict_ms([answer["arch"]])[0])
+        assert answer["latency_ms"] <= float(budget)
+        assert point.predict_ms([answer["arch"]])[0] < answer["latency_ms"]  # the margin: the estimate is lower
+    refused = [
+        ("generate", "--run", str(trained_run), "--budget", "40", "--budget-quantile", "0.9"),  # additive: no uncertainty
+        ("generate", "--run", str(run), "--budget", "1.4", "--budget-quantile", "1.5"),
+        ("search", "--table", str(tmp_path / "acc.csv"), "--budget-quantile", "0.9", "--out", str(tmp_path / "r")),
+    ]
+    expectations = ("knows its uncertainty", "between 0 and 1", "needs a latency with an uncertainty")
+    for args, expected in zip(refused, expectations, strict=True):
+        result = nag(*args)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1 and expected in result.stderr, result.stderr
+
+
+def _archs(n: int) -> list[str]:
+    from nag.space import get_space
+
+    space = get_space("ofa-mbv3")
+    return [space.format(a) for a in space.sample_many(n, seed=3)]
+
+
 def test_a_huge_budget_is_answered_from_the_largest_trained_budget(trained_run: Path) -> None:
     result = nag("generate", "--run", str(trained_run), "--budget", "1e308", "--json")
     assert result.returncode == 0, result.stderr

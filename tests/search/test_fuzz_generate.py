@@ -34,6 +34,7 @@ def test_fuzz_generate_options(data: st.DataObject, trained_run: Path) -> None:
         ("--seed", st.sampled_from(["0", "7", "-1", "2**70", "1" * 40])),
         ("--refine-steps", st.sampled_from(["0", "2", "-1", "100000", "1000", "x"])),
         ("--select-by", st.sampled_from(["surrogate", "evaluator", "source", "best"])),
+        ("--budget-quantile", st.sampled_from(["0.9", "0", "1", "nan", "x", "-0.5", "1e-300"])),
     ):
         if data.draw(st.integers(0, 3)) == 0:
             argv += [option, data.draw(values)]

@@ -1,0 +1,197 @@
+"""A new device's block table from a few whole-network measurements and another device's table.
+
+A full table measures every distinct block (96 per resolution for ``ofa-mbv3``). A new phone model rarely
+needs that to start with: its latencies are, to a good approximation, another device's scaled per kind of
+operator (a depthwise 7x7 convolution gains or loses against a 3x3 one by the same factor wherever it sits).
+So :func:`choose_networks` picks ``n`` whole networks that spread over those operator kinds, the farm
+measures them on the new device, and :func:`fit_scaling` fits
+
+    latency(arch) = offset + sum over groups g of scale_g * (the source table's sum of arch's blocks in g)
+
+by relative least squares, each ``scale_g`` shrunk toward one common scale by a ridge whose strength is chosen
+by leave-one-out. Blocks every network has (stem, head, classifier) form no group: with the offset they would
+not be identifiable, so they take the common scale. The new table's blocks are the source's scaled by their
+group's factor, and the offset becomes the table's calibration, so :class:`farm.lut.LutPredictor` reads a
+bootstrapped table like any other.
+
+The error reported is cross-fitted: each network is predicted by a fit that never saw it, the ridge chosen
+again inside each fold (leave-one-out within leave-one-out), so the figure is what a new network will see.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from farm.errors import CalibrationError
+from nag.errors import SettingError
+from nag.space import get_space
+from nag.space.blocks import Block, MBConvBlock
+
+__all__ = [
+    "MIN_NETWORKS",
+    "ScalingFit",
+    "block_group",
+    "choose_networks",
+    "fit_scaling",
+    "group_sums",
+]
+
+MIN_NETWORKS = 6  # fewer whole networks cannot both fit and cross-check a scaling
+_POOL = 2000  # seeded candidates the informative networks are chosen from
+_RIDGES = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0)  # ridge strengths tried, relative to the data's scale
+
+
+def block_group(block: Block) -> str | None:
+    """The operator kind a block's latency scales with on another device: a searchable block's kernel size and
+    its activation and squeeze-excitation (``"k5-hs-se"``); None for the blocks every network has."""
+    if not isinstance(block, MBConvBlock) or block.expand_ratio == 1:
+        return None  # stem, the first (fixed) MBConv, final expand, pool, feature mix, classifier
+    return f"k{block.kernel}-{'hs' if block.act == 'h_swish' else 're'}{'-se' if block.se else ''}"
+
+
+def group_sums(
+    values: Mapping[str, float], archs: Sequence[str], *, space: str, width: float, resolution: int
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(group names, ``(n, groups)`` per-group sums of the source's block values, ``(n,)`` fixed blocks' sums)."""
+    search_space = get_space(space)
+    groups = sorted({g for b in search_space.all_blocks(width=width, resolution=resolution) if (g := block_group(b))})
+    column = {g: i for i, g in enumerate(groups)}
+    sums, fixed = np.zeros((len(archs), len(groups))), np.zeros(len(archs))
+    for row, arch in enumerate(archs):
+        for block in search_space.blocks(search_space.parse(arch), width=width, resolution=resolution):
+            group = block_group(block)
+            if group is None:
+                fixed[row] += values[block.key]
+            else:
+                sums[row, column[group]] += values[block.key]
+    return groups, sums, fixed
+
+
+def choose_networks(
+    values: Mapping[str, float], n: int, *, space: str, width: float, resolution: int, seed: int = 0
+) -> list[str]:
+    """``n`` networks that spread over the operator kinds: the cheapest and the dearest of a seeded pool by the
+    source table, then, one at a time, the pool's network farthest from those chosen in per-group sums (each
+    group scaled by its spread over the pool). Deterministic for a seed."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < MIN_NETWORKS:
+        raise SettingError(f"--n must be an integer >= {MIN_NETWORKS} networks to fit and cross-check, got {n!r}; e.g. 20")
+    search_space = get_space(space)
+    pool = list(dict.fromkeys(search_space.format(a) for a in search_space.sample_many(_POOL, seed=seed)))
+    if n > len(pool):
+        raise SettingError(f"--n {n} is more than the {len(pool)} distinct networks sampled to choose from; e.g. 20")
+    _, sums, _ = group_sums(values, pool, space=space, width=width, resolution=resolution)
+    spread = sums.std(axis=0)
+    features = sums / np.where(spread > 0, spread, 1.0)
+    totals = sums.sum(axis=1)
+    chosen = [int(np.argmin(totals)), int(np.argmax(totals))]
+    nearest = np.minimum(*(np.linalg.norm(features - features[i], axis=1) for i in chosen))
+    while len(chosen) < n:
+        pick = int(np.argmax(nearest))
+        chosen.append(pick)
+        nearest = np.minimum(nearest, np.linalg.norm(features - features[pick], axis=1))
+    return [pool[i] for i in chosen]
+
+
+@dataclass(frozen=True)
+class ScalingFit:
+    """Per-group scales of a source table to a new device, and how well they predict networks left out."""
+
+    groups: tuple[str, ...]
+    scales: tuple[float, ...]  # per group, the new device's block latency / the source's
+    common_scale: float  # the scale the groups are shrunk toward; the fixed blocks take it
+    offset_ms: float  # per-network time the blocks do not account for (may be negative)
+    ridge: float  # the shrinkage chosen by leave-one-out (relative to the data's scale; 0: none)
+    n: int  # networks fitted
+    cross_fitted_rel_errors: tuple[float, ...]  # predicted / measured - 1 of each network, by a fit without it
+
+    def scale_of(self, group: str | None) -> float:
+        """The factor a block of ``group`` (None: a fixed block) is scaled by."""
+        return self.common_scale if group is None else self.scales[self.groups.index(group)]
+
+    def predict(self, sums: np.ndarray, fixed: np.ndarray) -> np.ndarray:
+        return self.offset_ms + sums @ np.asarray(self.scales) + self.common_scale * fixed
+
+    def within(self, tolerance: float = 0.10) -> float:
+        """Share of the cross-fitted predictions within ``tolerance`` of the measurement."""
+        return float(np.mean(np.abs(self.cross_fitted_rel_errors) <= tolerance + 1e-12))
+
+    @property
+    def mape(self) -> float:
+        """Mean absolute cross-fitted relative error."""
+        return float(np.mean(np.abs(self.cross_fitted_rel_errors)))
+
+    @property
+    def residual_rel_std(self) -> float:
+        """Robust spread (1.4826 MAD) of the cross-fitted relative errors: the predictor's interval uses it."""
+        errors = np.asarray(self.cross_fitted_rel_errors)
+        return float(1.4826 * np.median(np.abs(errors - np.median(errors))))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["within_10pct"], data["mape"] = self.within(0.10), self.mape
+        return data
+
+
+def _solve(sums: np.ndarray, fixed: np.ndarray, measured: np.ndarray, ridge: float) -> tuple[float, np.ndarray, float]:
+    """(offset, per-group scales, common scale) minimising the squared relative error plus ``ridge`` times the
+    groups' squared distances to the common scale (each weighted by its mean share of the networks)."""
+    n, g = sums.shape
+    weight = 1.0 / measured  # relative errors
+    design = np.column_stack([np.ones(n), sums, fixed]) * weight[:, None]
+    target = measured * weight
+    # ridge rows, sqrt(ridge * n) * share_g * (s_g - s_common) = 0, where share_g is the group's mean part of a
+    # network's latency: a ridge of 1 weighs a group's departure from the common scale like the n networks' fit
+    share = sums.mean(axis=0) / max(float(np.mean(measured)), 1e-12)
+    penalty = np.zeros((g, g + 2))
+    for j in range(g):
+        penalty[j, 1 + j], penalty[j, g + 1] = share[j], -share[j]
+    rows = np.vstack([design, math.sqrt(ridge * n) * penalty])
+    rhs = np.concatenate([target, np.zeros(g)])
+    solution, *_ = np.linalg.lstsq(rows, rhs, rcond=None)
+    return float(solution[0]), solution[1 : 1 + g], float(solution[g + 1])
+
+
+def _loo_errors(sums: np.ndarray, fixed: np.ndarray, measured: np.ndarray, ridge: float) -> np.ndarray:
+    errors = np.empty(len(measured))
+    for i in range(len(measured)):
+        keep = np.arange(len(measured)) != i
+        offset, scales, common = _solve(sums[keep], fixed[keep], measured[keep], ridge)
+        errors[i] = (offset + sums[i] @ scales + common * fixed[i]) / measured[i] - 1.0
+    return errors
+
+
+def _best_ridge(sums: np.ndarray, fixed: np.ndarray, measured: np.ndarray) -> float:
+    scores = [float(np.mean(np.abs(_loo_errors(sums, fixed, measured, r)))) for r in _RIDGES]
+    return _RIDGES[int(np.argmin(scores))]
+
+
+def fit_scaling(groups: Sequence[str], sums: np.ndarray, fixed: np.ndarray, measured: Sequence[float]) -> ScalingFit:
+    """Fit the per-group scaling to ``measured`` whole-network latencies (ms); see the module docstring."""
+    y = np.asarray(measured, dtype=np.float64)
+    if len(y) < MIN_NETWORKS:
+        raise SettingError(f"a bootstrap needs at least {MIN_NETWORKS} measured networks, got {len(y)}")
+    if not np.all(np.isfinite(y)) or np.any(y <= 0):
+        raise CalibrationError(f"measured network latencies must be finite and positive, got {y.tolist()[:5]}...")
+    ridge = _best_ridge(sums, fixed, y)
+    offset, scales, common = _solve(sums, fixed, y, ridge)
+    errors = np.empty(len(y))  # nested: the ridge is chosen again without the network predicted
+    for i in range(len(y)):
+        keep = np.arange(len(y)) != i
+        inner = _best_ridge(sums[keep], fixed[keep], y[keep])
+        o, s, c = _solve(sums[keep], fixed[keep], y[keep], inner)
+        errors[i] = (o + sums[i] @ s + c * fixed[i]) / y[i] - 1.0
+    if common <= 0 or np.any(scales <= 0):
+        raise CalibrationError(
+            f"the scaling fitted to {len(y)} networks has a non-positive factor (common {common:.3g}, groups "
+            f"{np.round(scales, 3).tolist()}): the new device's measurements do not follow the source table; measure more "
+            "networks (--n) or build the table in full with 'nag table build'"
+        )
+    return ScalingFit(
+        groups=tuple(groups), scales=tuple(float(s) for s in scales), common_scale=common, offset_ms=offset,
+        ridge=ridge, n=len(y), cross_fitted_rel_errors=tuple(float(e) for e in errors),
+    )  # fmt: skip

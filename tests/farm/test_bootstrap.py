@@ -1,0 +1,88 @@
+"""A new device's table from a few networks: the choice of networks, the per-operator scaling and its honest error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from farm.bootstrap import MIN_NETWORKS, block_group, choose_networks, fit_scaling, group_sums
+from nag.errors import SettingError
+from nag.space import count_costs, get_space
+
+SPACE, WIDTH, RESOLUTION = "ofa-mbv3", 1.2, 160
+
+
+@pytest.fixture(scope="module")
+def source() -> dict[str, float]:
+    """A source table: each block's latency grows with its multiply-adds, with a per-block quirk."""
+    rng = np.random.default_rng(0)
+    space = get_space(SPACE)
+    return {
+        b.key: 0.02 + 2e-8 * count_costs([b]).madds * rng.uniform(0.7, 1.3)
+        for b in space.all_blocks(width=WIDTH, resolution=RESOLUTION)
+    }
+
+
+def _new_device(
+    source: dict[str, float], archs: list[str], factors: dict[str, float], offset: float, noise: float
+) -> list[float]:
+    """Whole-network latencies of a device that runs each operator kind ``factors[group]`` times the source."""
+    rng = np.random.default_rng(1)
+    space = get_space(SPACE)
+    latencies = []
+    for arch in archs:
+        blocks = space.blocks(space.parse(arch), width=WIDTH, resolution=RESOLUTION)
+        total = offset + sum(factors.get(block_group(b) or "fixed", 1.0) * source[b.key] for b in blocks)
+        latencies.append(total * (1 + rng.normal(0, noise)))
+    return latencies
+
+
+def test_the_chosen_networks_spread_over_the_operator_kinds(source: dict[str, float]) -> None:
+    chosen = choose_networks(source, 20, space=SPACE, width=WIDTH, resolution=RESOLUTION)
+    assert len(set(chosen)) == 20 and chosen == choose_networks(source, 20, space=SPACE, width=WIDTH, resolution=RESOLUTION)
+    space = get_space(SPACE)
+    random = [space.format(a) for a in space.sample_many(20, seed=5)]
+    _, picked, _ = group_sums(source, chosen, space=SPACE, width=WIDTH, resolution=RESOLUTION)
+    _, drawn, _ = group_sums(source, random, space=SPACE, width=WIDTH, resolution=RESOLUTION)
+    # informative: the chosen networks span a wider range of every operator kind's share than random ones
+    assert (picked.max(0) - picked.min(0)).sum() > 1.2 * (drawn.max(0) - drawn.min(0)).sum()
+    totals = picked.sum(1)
+    assert totals[0] == totals.min() and totals[1] == totals.max()  # the cheapest and the dearest come first
+    with pytest.raises(SettingError, match=f"--n must be an integer >= {MIN_NETWORKS}"):
+        choose_networks(source, 3, space=SPACE, width=WIDTH, resolution=RESOLUTION)
+
+
+def test_a_device_that_scales_per_operator_kind_is_recovered(source: dict[str, float]) -> None:
+    groups, _, _ = group_sums(source, [], space=SPACE, width=WIDTH, resolution=RESOLUTION)
+    rng = np.random.default_rng(2)
+    factors = {g: float(rng.uniform(1.5, 4.0)) for g in groups}  # e.g. a phone: depthwise 7x7 much dearer
+    archs = choose_networks(source, 20, space=SPACE, width=WIDTH, resolution=RESOLUTION)
+    measured = _new_device(source, archs, {**factors, "fixed": 2.5}, offset=0.3, noise=0.01)
+    groups, sums, fixed = group_sums(source, archs, space=SPACE, width=WIDTH, resolution=RESOLUTION)
+    fit = fit_scaling(groups, sums, fixed, measured)
+    assert fit.within(0.10) >= 0.95 and fit.mape < 0.03, fit.cross_fitted_rel_errors
+    # fresh networks the fit never saw, predicted from the source table and the fitted scales
+    space = get_space(SPACE)
+    fresh = [space.format(a) for a in space.sample_many(40, seed=9)]
+    truth = np.asarray(_new_device(source, fresh, {**factors, "fixed": 2.5}, offset=0.3, noise=0.0))
+    _, fresh_sums, fresh_fixed = group_sums(source, fresh, space=SPACE, width=WIDTH, resolution=RESOLUTION)
+    errors = fit.predict(fresh_sums, fresh_fixed) / truth - 1
+    assert np.mean(np.abs(errors) <= 0.10) >= 0.95 and np.mean(np.abs(errors)) < 0.04, errors
+    one_scale = sum(measured) / float((sums.sum(1) + fixed).sum())  # a single factor for everything: far worse
+    assert np.mean(np.abs(one_scale * (fresh_sums.sum(1) + fresh_fixed) / truth - 1)) > 2 * np.mean(np.abs(errors))
+
+
+def test_the_reported_error_is_honest_when_the_device_does_not_scale(source: dict[str, float]) -> None:
+    """A device whose latency is not a per-kind scaling of the source (it grows with the square of each block's
+    time): the cross-fitted error must show it rather than report a fit of the networks it was fitted on."""
+    archs = choose_networks(source, 12, space=SPACE, width=WIDTH, resolution=RESOLUTION)
+    groups, sums, fixed = group_sums(source, archs, space=SPACE, width=WIDTH, resolution=RESOLUTION)
+    space = get_space(SPACE)
+    measured = [
+        sum(40 * source[b.key] ** 2 for b in space.blocks(space.parse(a), width=WIDTH, resolution=RESOLUTION)) for a in archs
+    ]
+    fit = fit_scaling(groups, sums, fixed, measured)
+    in_sample = np.abs(fit.predict(sums, fixed) / np.asarray(measured) - 1).mean()
+    assert fit.mape > in_sample  # left-out networks are predicted worse than fitted ones, and it says so
+    with pytest.raises(SettingError, match=f"at least {MIN_NETWORKS}"):
+        fit_scaling(groups, sums[:3], fixed[:3], measured[:3])

@@ -21,21 +21,28 @@ again inside each fold (leave-one-out within leave-one-out), so the figure is wh
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-from farm.errors import CalibrationError
+from agents import MeasurementSpec
+from farm.errors import CalibrationError, TableConflictError
+from farm.lut import Calibration, LutPredictor, network_latencies
+from farm.scheduler import JobReport, Task
+from farm.store import Store, TableKey
+from farm.tables import measure_tasks
 from nag.errors import SettingError
 from nag.space import get_space
 from nag.space.blocks import Block, MBConvBlock
 
 __all__ = [
     "MIN_NETWORKS",
+    "BootstrapOutcome",
     "ScalingFit",
     "block_group",
+    "bootstrap_table",
     "choose_networks",
     "fit_scaling",
     "group_sums",
@@ -194,4 +201,84 @@ def fit_scaling(groups: Sequence[str], sums: np.ndarray, fixed: np.ndarray, meas
     return ScalingFit(
         groups=tuple(groups), scales=tuple(float(s) for s in scales), common_scale=common, offset_ms=offset,
         ridge=ridge, n=len(y), cross_fitted_rel_errors=tuple(float(e) for e in errors),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BootstrapOutcome:
+    """What a bootstrap measured and wrote: per new table, its fit."""
+
+    source: TableKey  # the existing table the new ones scale
+    archs: tuple[str, ...]  # the networks measured on the new device
+    report: JobReport  # the measurement job
+    fits: dict[TableKey, ScalingFit]  # one per new table (a kind with devices of several fingerprints has several)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source.to_dict(),
+            "networks": list(self.archs),
+            "tables": [{"table": key.to_dict(), "label": key.label(), **fit.to_dict()} for key, fit in self.fits.items()],
+        }
+
+
+def bootstrap_table(
+    farm: Any,
+    store: Store,
+    *,
+    source: TableKey,
+    source_store: Store | None = None,
+    kind: str,
+    spec: MeasurementSpec,
+    n: int,
+    seed: int = 0,
+    on_progress: Callable[[JobReport], None] | None = None,
+) -> BootstrapOutcome:
+    """Measure ``n`` informative whole networks on ``kind``'s devices, fit the per-operator scaling of ``source``
+    (read from ``source_store``, default ``store``) and write each new table's blocks and calibration into
+    ``store``. Refuses a new table that already holds blocks (:class:`TableConflictError`): it has a table."""
+    reference = LutPredictor(source_store or store, source, use_calibration=False)
+    values = reference.block_values()
+    archs = choose_networks(values, n, space=source.space, width=source.width, resolution=source.resolution, seed=seed)
+    tasks = [Task(source.space, source.width, source.resolution, "network", arch) for arch in archs]
+    description = f"table bootstrap {source.space} r{source.resolution}: {n} networks on {kind}"
+    report = measure_tasks(farm, store, tasks, kind=kind, spec=spec, description=description, on_progress=on_progress)
+    targets = [
+        t for t in store.tables(device=kind, space=source.space, resolution=source.resolution, width=source.width)
+        if t.spec_key == spec.key() and t != source
+    ]  # fmt: skip
+    groups, sums, fixed = group_sums(values, archs, space=source.space, width=source.width, resolution=source.resolution)
+    fits: dict[TableKey, ScalingFit] = {}
+    for target in targets:
+        measured = network_latencies(store, target, statistic=reference.statistic)
+        rows = [i for i, arch in enumerate(archs) if arch in measured]
+        if len(rows) < MIN_NETWORKS:
+            continue  # a device group that measured too few of them (failures are in the report)
+        if store.rows(target, "block"):
+            raise TableConflictError(
+                f"table {target.label()} already holds blocks in {store.path}: a bootstrap writes a table a device does not "
+                "have yet; use 'nag table validate' to check that one, or bootstrap into another --db"
+            )
+        fit = fit_scaling(groups, sums[rows], fixed[rows], [measured[archs[i]] for i in rows])
+        _write(store, target, reference, fit, fit.predict(sums[rows], fixed[rows]) - fit.offset_ms)
+        fits[target] = fit
+    return BootstrapOutcome(source=source, archs=tuple(archs), report=report, fits=fits)
+
+
+def _write(store: Store, target: TableKey, reference: LutPredictor, fit: ScalingFit, table_sums: np.ndarray) -> None:
+    """The new table: each source block scaled by its group's factor (its standard error too); the offset as the
+    table's calibration, fitted over ``table_sums`` (the new table's sums of the measured networks)."""
+    values, errors = reference.block_values(), reference.block_std_errors()
+    for block in get_space(target.space).all_blocks(width=target.width, resolution=target.resolution):
+        if block.key not in values:
+            continue  # the source lacks it; the new table will too, and says so when a network needs it
+        scale = fit.scale_of(block_group(block))
+        store.put_summary(target, "block", block.key, mean_ms=scale * values[block.key], std_ms=scale * errors[block.key], count=1)
+    low, high = float(table_sums.min()), float(table_sums.max())
+    store.put_calibration(
+        target,
+        Calibration(
+            offset_ms=fit.offset_ms, scale=1.0, residual_rel_std=fit.residual_rel_std, n=fit.n, outliers=0,
+            method=f"bootstrap: per-operator scaling of {reference.table.label()}", statistic="mean",
+            sum_min_ms=low, sum_max_ms=high,
+        ),
     )  # fmt: skip

@@ -331,6 +331,14 @@ class LutPredictor:
     def calibration(self) -> Calibration | None:
         return self._calibration
 
+    def block_values(self) -> dict[str, float]:
+        """Block key -> the statistic this predictor sums (ms), uncalibrated: a copy."""
+        return dict(self._values)
+
+    def block_std_errors(self) -> dict[str, float]:
+        """Block key -> the standard error of :meth:`block_values`' entry (ms): a copy."""
+        return dict(self._std_errors)
+
     def missing_blocks(self) -> list[str]:
         """Keys of the space's blocks at the table's setting that the table does not hold."""
         blocks = self._space.all_blocks(width=self._table.width, resolution=self._table.resolution)

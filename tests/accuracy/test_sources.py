@@ -11,8 +11,8 @@ from torch import nn
 from nag.accuracy import AccuracySource
 from nag.accuracy.ofa_predictor import OFAAccuracyPredictor, PredictorCheckpointError
 from nag.accuracy.table import TableAccuracySource, UnlabelledArchitectureError
-from nag.data import ArchTable
 from nag.errors import SettingError
+from nag.search.synthetic import SyntheticProblem
 from nag.space.ofa_mbv3 import OFAMobileNetV3Space
 from tests.accuracy.ofa_checkpoint import ofa_mlp
 from tests.conftest import PNAG_80_MOBILE
@@ -72,7 +72,8 @@ def test_ofa_predictor_later_layout_and_bad_files(tmp_path: Path) -> None:
         OFAAccuracyPredictor(tmp_path / "none.pth")
 
 
-def test_table_source_labels_its_rows_only(table: ArchTable, space: OFAMobileNetV3Space) -> None:
+def test_table_source_labels_its_rows_only(space: OFAMobileNetV3Space) -> None:
+    table = SyntheticProblem(seed=0).table(200, seed=1)
     source = TableAccuracySource(table)
     assert isinstance(source, AccuracySource) and source.archs == list(dict.fromkeys(table.archs))
     parsed = space.parse(table.archs[3])

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,7 +33,9 @@ from farm.lut import Calibration, LutPredictor, network_latencies
 from farm.scheduler import JobReport, Task
 from farm.store import Store, TableKey
 from farm.tables import measure_tasks
+from farm.validation import ValidationReport, validate
 from nag.errors import SettingError
+from nag.latency.additive import nnls
 from nag.space import get_space
 from nag.space.blocks import Block, MBConvBlock
 
@@ -113,8 +115,17 @@ class ScalingFit:
     common_scale: float  # the scale the groups are shrunk toward; the fixed blocks take it
     offset_ms: float  # per-network time the blocks do not account for (may be negative)
     ridge: float  # the shrinkage chosen by leave-one-out (relative to the data's scale; 0: none)
-    n: int  # networks fitted
-    cross_fitted_rel_errors: tuple[float, ...]  # predicted / measured - 1 of each network, by a fit without it
+    measured_ms: tuple[float, ...]  # the networks fitted, as measured on the new device
+    cross_fitted_ms: tuple[float, ...]  # each of them predicted by a fit that did not see it
+
+    @property
+    def n(self) -> int:
+        return len(self.measured_ms)
+
+    @property
+    def figures(self) -> ValidationReport:
+        """The cross-fitted error, in the figures ``nag table validate`` reports (within 10%, MAPE, Kendall tau)."""
+        return validate(self.cross_fitted_ms, self.measured_ms)
 
     def scale_of(self, group: str | None) -> float:
         """The factor a block of ``group`` (None: a fixed block) is scaled by."""
@@ -123,44 +134,47 @@ class ScalingFit:
     def predict(self, sums: np.ndarray, fixed: np.ndarray) -> np.ndarray:
         return self.offset_ms + sums @ np.asarray(self.scales) + self.common_scale * fixed
 
-    def within(self, tolerance: float = 0.10) -> float:
-        """Share of the cross-fitted predictions within ``tolerance`` of the measurement."""
-        return float(np.mean(np.abs(self.cross_fitted_rel_errors) <= tolerance + 1e-12))
-
-    @property
-    def mape(self) -> float:
-        """Mean absolute cross-fitted relative error."""
-        return float(np.mean(np.abs(self.cross_fitted_rel_errors)))
-
     @property
     def residual_rel_std(self) -> float:
         """Robust spread (1.4826 MAD) of the cross-fitted relative errors: the predictor's interval uses it."""
-        errors = np.asarray(self.cross_fitted_rel_errors)
+        errors = np.asarray(self.cross_fitted_ms) / np.asarray(self.measured_ms) - 1
         return float(1.4826 * np.median(np.abs(errors - np.median(errors))))
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["within_10pct"], data["mape"] = self.within(0.10), self.mape
-        return data
+        """JSON: the scales by group, the offset, the ridge, ``n`` and ``cross_fitted`` (``nag table validate``'s
+        figures of the networks predicted by fits without them), and the networks' latencies."""
+        return {
+            "scales": dict(zip(self.groups, self.scales, strict=True)),
+            "common_scale": self.common_scale,
+            "offset_ms": self.offset_ms,
+            "ridge": self.ridge,
+            "n": self.n,
+            "cross_fitted": self.figures.to_dict(),
+            "measured_ms": list(self.measured_ms),
+            "cross_fitted_ms": list(self.cross_fitted_ms),
+        }
 
 
 def _solve(sums: np.ndarray, fixed: np.ndarray, measured: np.ndarray, ridge: float) -> tuple[float, np.ndarray, float]:
     """(offset, per-group scales, common scale) minimising the squared relative error plus ``ridge`` times the
-    groups' squared distances to the common scale (each weighted by its mean share of the networks)."""
+    groups' squared distances to the common scale (each weighted by its mean share of the networks), with every
+    scale >= 0 (a device is never faster for doing more) and the offset of either sign."""
     n, g = sums.shape
     weight = 1.0 / measured  # relative errors
-    design = np.column_stack([np.ones(n), sums, fixed]) * weight[:, None]
-    target = measured * weight
+    ones = np.ones(n)
+    design = np.column_stack([ones, -ones, sums, fixed]) * weight[:, None]  # offset = x0 - x1, both >= 0
     # ridge rows, sqrt(ridge * n) * share_g * (s_g - s_common) = 0, where share_g is the group's mean part of a
     # network's latency: a ridge of 1 weighs a group's departure from the common scale like the n networks' fit
     share = sums.mean(axis=0) / max(float(np.mean(measured)), 1e-12)
-    penalty = np.zeros((g, g + 2))
+    penalty = np.zeros((g, g + 3))
     for j in range(g):
-        penalty[j, 1 + j], penalty[j, g + 1] = share[j], -share[j]
+        penalty[j, 2 + j], penalty[j, g + 2] = share[j], -share[j]
     rows = np.vstack([design, math.sqrt(ridge * n) * penalty])
-    rhs = np.concatenate([target, np.zeros(g)])
-    solution, *_ = np.linalg.lstsq(rows, rhs, rcond=None)
-    return float(solution[0]), solution[1 : 1 + g], float(solution[g + 1])
+    rhs = np.concatenate([measured * weight, np.zeros(g)])
+    gram = rows.T @ rows
+    gram += 1e-10 * max(float(np.trace(gram)), 1e-12) * np.eye(len(gram))  # the +-offset columns are collinear
+    solution = nnls(gram, rows.T @ rhs)
+    return float(solution[0] - solution[1]), solution[2 : 2 + g], float(solution[g + 2])
 
 
 def _loo_errors(sums: np.ndarray, fixed: np.ndarray, measured: np.ndarray, ridge: float) -> np.ndarray:
@@ -186,21 +200,22 @@ def fit_scaling(groups: Sequence[str], sums: np.ndarray, fixed: np.ndarray, meas
         raise CalibrationError(f"measured network latencies must be finite and positive, got {y.tolist()[:5]}...")
     ridge = _best_ridge(sums, fixed, y)
     offset, scales, common = _solve(sums, fixed, y, ridge)
-    errors = np.empty(len(y))  # nested: the ridge is chosen again without the network predicted
+    left_out = np.empty(len(y))  # nested: the ridge is chosen again without the network predicted
     for i in range(len(y)):
         keep = np.arange(len(y)) != i
         inner = _best_ridge(sums[keep], fixed[keep], y[keep])
         o, s, c = _solve(sums[keep], fixed[keep], y[keep], inner)
-        errors[i] = (o + sums[i] @ s + c * fixed[i]) / y[i] - 1.0
+        # a fold whose negative offset takes a network to 0 ms or below is as wrong as -100%: counted as that
+        left_out[i] = max(o + sums[i] @ s + c * fixed[i], 1e-6 * y[i])
     if common <= 0 or np.any(scales <= 0):
         raise CalibrationError(
-            f"the scaling fitted to {len(y)} networks has a non-positive factor (common {common:.3g}, groups "
+            f"the scaling fitted to {len(y)} networks has a zero factor (common {common:.3g}, groups "
             f"{np.round(scales, 3).tolist()}): the new device's measurements do not follow the source table; measure more "
             "networks (--n) or build the table in full with 'nag table build'"
         )
     return ScalingFit(
         groups=tuple(groups), scales=tuple(float(s) for s in scales), common_scale=common, offset_ms=offset,
-        ridge=ridge, n=len(y), cross_fitted_rel_errors=tuple(float(e) for e in errors),
+        ridge=ridge, measured_ms=tuple(float(v) for v in y), cross_fitted_ms=tuple(float(v) for v in left_out),
     )  # fmt: skip
 
 

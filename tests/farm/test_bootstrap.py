@@ -62,7 +62,7 @@ def test_a_device_that_scales_per_operator_kind_is_recovered(source: dict[str, f
     measured = _new_device(source, archs, {**factors, "fixed": 2.5}, offset=0.3, noise=0.01)
     groups, sums, fixed = group_sums(source, archs, space=SPACE, width=WIDTH, resolution=RESOLUTION)
     fit = fit_scaling(groups, sums, fixed, measured)
-    assert fit.within(0.10) >= 0.95 and fit.mape < 0.03, fit.cross_fitted_rel_errors
+    assert fit.figures.within_10pct >= 0.95 and fit.figures.mape < 0.03, fit.cross_fitted_ms
     # fresh networks the fit never saw, predicted from the source table and the fitted scales
     space = get_space(SPACE)
     fresh = [space.format(a) for a in space.sample_many(40, seed=9)]
@@ -85,45 +85,48 @@ def test_the_reported_error_is_honest_when_the_device_does_not_scale(source: dic
     ]
     fit = fit_scaling(groups, sums, fixed, measured)
     in_sample = np.abs(fit.predict(sums, fixed) / np.asarray(measured) - 1).mean()
-    assert fit.mape > in_sample  # left-out networks are predicted worse than fitted ones, and it says so
+    assert fit.figures.mape > in_sample  # left-out networks are predicted worse than fitted ones, and it says so
     with pytest.raises(SettingError, match=f"at least {MIN_NETWORKS}"):
         fit_scaling(groups, sums[:3], fixed[:3], measured[:3])
 
 
 def test_a_bootstrapped_table_is_measured_fitted_and_read_like_any_other(tmp_path: Path) -> None:
-    """End to end on this machine's ONNX Runtime: a source table (another device's, here made up from the blocks'
-    multiply-adds), 8 networks measured for real on ort-cpu, the new table written and read by LutPredictor."""
+    """End to end on this machine's ONNX Runtime: a source table measured at one setting (as another device's),
+    8 networks measured for real at another, the new table written and read by LutPredictor."""
     from agents import AgentsConfig, MeasurementSpec
     from farm.bootstrap import bootstrap_table
     from farm.client import Farm
     from farm.errors import TableConflictError
     from farm.lut import LutPredictor, network_latencies
     from farm.store import Store
-    from tests.tables import put_block_table
+    from farm.tables import build_tables
 
-    space = get_space(SPACE)
-    spec = MeasurementSpec(warmup_runs=2, runs=7)
-    with Store(tmp_path / "t.db") as store:
-        blocks = space.all_blocks(width=WIDTH, resolution=64)
-        madds = {b.key: count_costs([b]).madds for b in blocks}
-        source, _ = put_block_table(store, lambda _i, key: 0.01 + madds[key] / 2e8, resolution=64, fingerprint="phone")
-        with Farm.local(
+    blocks = get_space(SPACE).all_blocks(width=WIDTH, resolution=64)
+    spec = MeasurementSpec(warmup_runs=3, runs=7)
+    with (
+        Store(tmp_path / "t.db") as store,
+        Farm.local(
             kinds=["ort-cpu"], config=AgentsConfig(adb=None), cache_dir=str(tmp_path / "cache"), executor="threads"
-        ) as farm:
-            outcome = bootstrap_table(farm, store, source=source, kind="ort-cpu", spec=spec, n=8)
-            ((target, fit),) = outcome.fits.items()
-            assert target.device == "ort-cpu" and target.spec_key == spec.key() and fit.n == 8
-            assert len(store.rows(target, "block")) == len(blocks)  # every block the source has
-            predictor = LutPredictor(store, target)
-            assert predictor.calibration is not None and predictor.calibration.method.startswith("bootstrap")
-            measured = network_latencies(store, target, statistic="mean")
-            archs = list(outcome.archs)
-            _, sums, fixed = group_sums(
-                LutPredictor(store, source).block_values(), archs, space=SPACE, width=WIDTH, resolution=64
-            )
-            # the table predicts what the fit predicts: blocks scaled per group, the offset as its calibration
-            assert predictor.predict_ms(archs) == pytest.approx(fit.predict(sums, fixed).tolist(), rel=1e-9)
-            assert set(measured) >= set(archs) and all(fit.scale_of(g) > 0 for g in (*fit.groups, None))
-            assert outcome.to_dict()["tables"][0]["n"] == 8 and len(outcome.to_dict()["networks"]) == 8
-            with pytest.raises(TableConflictError, match="already holds blocks"):
-                bootstrap_table(farm, store, source=source, kind="ort-cpu", spec=spec, n=8)
+        ) as farm,
+    ):
+        other = MeasurementSpec(warmup_runs=2, runs=5)
+        built = build_tables(farm, store, space=SPACE, width=WIDTH, resolutions=[64], kind="ort-cpu", spec=other)
+        assert built.done == len(blocks)
+        (source,) = store.tables(device="ort-cpu")
+        outcome = bootstrap_table(farm, store, source=source, kind="ort-cpu", spec=spec, n=8)
+        ((target, fit),) = outcome.fits.items()
+        assert target.device == "ort-cpu" and target.spec_key == spec.key() and fit.n == 8
+        assert len(store.rows(target, "block")) == len(blocks)  # every block the source has
+        predictor = LutPredictor(store, target)
+        assert predictor.calibration is not None and predictor.calibration.method.startswith("bootstrap")
+        measured = network_latencies(store, target, statistic="mean")
+        archs = list(outcome.archs)
+        _, sums, fixed = group_sums(LutPredictor(store, source).block_values(), archs, space=SPACE, width=WIDTH, resolution=64)
+        # the table predicts what the fit predicts: blocks scaled per group, the offset as its calibration
+        assert predictor.predict_ms(archs) == pytest.approx(fit.predict(sums, fixed).tolist(), rel=1e-9)
+        assert set(measured) >= set(archs) and all(fit.scale_of(g) > 0 for g in (*fit.groups, None))
+        reported = outcome.to_dict()
+        assert reported["tables"][0]["n"] == 8 and reported["tables"][0]["cross_fitted"]["n"] == 8
+        assert len(reported["networks"]) == 8 and reported["tables"][0]["label"] == target.label()
+        with pytest.raises(TableConflictError, match="already holds blocks"):
+            bootstrap_table(farm, store, source=source, kind="ort-cpu", spec=spec, n=8)

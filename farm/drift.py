@@ -26,6 +26,7 @@ import math
 import statistics
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 from agents import Measurement, MeasurementSpec
@@ -46,6 +47,8 @@ __all__ = [
     "ReferenceDrift",
     "Rescale",
     "build_with_references",
+    "check_reference_every",
+    "check_rescalable",
     "drift_report",
     "measure_point",
     "rescale",
@@ -251,6 +254,15 @@ def _pending(farm: Any, store: Store, tasks: Sequence[Task], *, kind: str, spec:
     return pending, sum(len(h - set(pending)) for h in held.values())
 
 
+def check_reference_every(reference_every: int) -> None:
+    """Raise :class:`SettingError` unless ``reference_every`` is a whole number >= 0."""
+    if isinstance(reference_every, bool) or not isinstance(reference_every, int) or reference_every < 0:
+        raise SettingError(
+            f"--reference-every must be a whole number of block measurements >= 0, got {show_value(reference_every)}; "
+            f"e.g. {DEFAULT_REFERENCE_EVERY} (0: references at the start and end only)"
+        )
+
+
 def build_with_references(
     farm: Any,
     store: Store,
@@ -270,21 +282,21 @@ def build_with_references(
     blocks, after every ``reference_every`` of them (0: at the start and end only) and at the end. A resolution
     with nothing left to measure takes no point. With ``remeasure_drifted``, each table's affected span is
     first measured again (see the module docstring). ``on_point`` receives a line per point taken."""
-    if isinstance(reference_every, bool) or not isinstance(reference_every, int) or reference_every < 0:
-        raise SettingError(
-            f"--reference-every must be a whole number of block measurements >= 0, got {show_value(reference_every)}; "
-            f"e.g. {DEFAULT_REFERENCE_EVERY} (0: references at the start and end only)"
-        )
+    check_reference_every(reference_every)
     _check_tolerance(tolerance)
     outcome = BuildOutcome(report=JobReport())
 
     def point(resolution: int, phase: str) -> None:
-        points, report = measure_point(farm, store, space=space, width=width, resolution=resolution, kind=kind, spec=spec, phase=phase)
+        points, report = measure_point(
+            farm, store, space=space, width=width, resolution=resolution, kind=kind, spec=spec, phase=phase
+        )
         outcome.points += 1
         outcome.reference_failed += report.failed
         if on_point is not None:
             numbers = ", ".join(str(n) for n in sorted(set(points.values())))
-            on_point(f"reference point {numbers or '-'} ({phase}) at {resolution}px: {report.done} measured, {len(report.failed)} failed")
+            on_point(
+                f"reference point {numbers or '-'} ({phase}) at {resolution}px: {report.done} measured, {len(report.failed)} failed"
+            )
 
     def tables(resolution: int) -> list[TableKey]:
         return series_tables(store, kind=kind, space=space, width=width, resolution=resolution, spec=spec)
@@ -293,7 +305,7 @@ def build_with_references(
         tasks = block_tasks(space, width=width, resolutions=[resolution])
         replaced = 0
         if remeasure_drifted:
-            replaced = _drop_drifted(store, tables(resolution), outcome, tolerance, lambda: point(resolution, "recheck"))
+            replaced = _drop_drifted(store, tables(resolution), outcome, tolerance, partial(point, resolution, "recheck"))
         pending, skipped = _pending(farm, store, tasks, kind=kind, spec=spec)
         outcome.report.skipped += skipped
         if not pending:
@@ -357,12 +369,9 @@ def _half(row: ReferenceRow) -> float:
     return relative_half_width(row.median_ms, row.ci_low_ms, row.ci_high_ms)
 
 
-def rescale(
-    farm: Any, store: Store, table: TableKey, *, spec: MeasurementSpec, on_progress: Callable[[JobReport], None] | None = None
-) -> Rescale:
-    """Measure the references now on the farm's devices of the table's kind and compare them with the build's
-    points. Raises :class:`ReferenceSeriesError` when the table has no series or no device of its group answered,
-    :class:`SettingError` when ``spec`` measures differently from the table."""
+def check_rescalable(store: Store, table: TableKey, *, spec: MeasurementSpec) -> list[ReferenceRow]:
+    """The table's build points, checked before anything is measured: raises :class:`ReferenceSeriesError` when it
+    has none, :class:`SettingError` when ``spec`` measures differently from the table."""
     built = [r for r in store.reference_series(table) if r.phase in _BUILD_PHASES]
     if not built:
         raise ReferenceSeriesError(
@@ -375,6 +384,16 @@ def rescale(
             f"{spec.runs_per_sample}) differ from the table's (spec {table.spec_key}); pass the --warmup, --threads and "
             "--runs-per-sample the table was built with"
         )
+    return built
+
+
+def rescale(
+    farm: Any, store: Store, table: TableKey, *, spec: MeasurementSpec, on_progress: Callable[[JobReport], None] | None = None
+) -> Rescale:
+    """Measure the references now on the farm's devices of the table's kind and compare them with the build's
+    points. Raises as :func:`check_rescalable` does, and :class:`ReferenceSeriesError` when no device of the
+    table's group answered."""
+    built = check_rescalable(store, table, spec=spec)
     points, report = measure_point(
         farm, store, space=table.space, width=table.width, resolution=table.resolution, kind=table.device, spec=spec,
         phase="recheck", on_progress=on_progress,
@@ -386,7 +405,7 @@ def rescale(
             "('nag farm status' lists the devices)"
         )
     now = [r for r in store.reference_series(table) if r.point == points[table]]
-    references = []
+    found: list[tuple[str, float, float, float, float]] = []  # arch, at build, now, ratio, band
     for arch in dict.fromkeys(r.arch for r in now):
         at_build = sorted((r for r in built if r.arch == arch), key=lambda r: r.median_ms)
         if not at_build:
@@ -394,13 +413,14 @@ def rescale(
         build_row = at_build[(len(at_build) - 1) // 2]  # the (lower) median point: a measurement, with its own CI
         now_ms = statistics.median(r.median_ms for r in now if r.arch == arch)
         now_half = max(_half(r) for r in now if r.arch == arch)
-        ratio, band = now_ms / build_row.median_ms, math.hypot(now_half, _half(build_row))
-        references.append({"arch": arch, "build_ms": build_row.median_ms, "now_ms": now_ms, "ratio": ratio, "band": band})
-    if not references:
+        found.append((arch, build_row.median_ms, now_ms, now_ms / build_row.median_ms, math.hypot(now_half, _half(build_row))))
+    if not found:
         raise ReferenceSeriesError(f"table {table.label()}: the references measured now are not in its build's series")
-    factor = statistics.median(r["ratio"] for r in references)
-    low = statistics.median(r["ratio"] * math.exp(-r["band"]) for r in references)
-    high = statistics.median(r["ratio"] * math.exp(r["band"]) for r in references)
-    for r in references:
-        r["band"] = None if math.isinf(r["band"]) else r["band"]
-    return Rescale(factor=factor, low=low, high=high, point=points[table], references=tuple(references))
+    factor = statistics.median(ratio for *_, ratio, _ in found)
+    low = statistics.median(ratio * math.exp(-band) for *_, ratio, band in found)
+    high = statistics.median(ratio * math.exp(band) for *_, ratio, band in found)
+    references = tuple(
+        {"arch": arch, "build_ms": build_ms, "now_ms": now_ms, "ratio": ratio, "band": None if math.isinf(band) else band}
+        for arch, build_ms, now_ms, ratio, band in found
+    )
+    return Rescale(factor=factor, low=low, high=high, point=points[table], references=references)

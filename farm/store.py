@@ -71,10 +71,10 @@ __all__ = [
     "EXPORT_COLUMNS",
     "ITEM_KINDS",
     "MAX_COUNT",
+    "REFERENCE_PHASES",
     "SCHEMA_VERSION",
     "ImportResult",
     "ItemKind",
-    "REFERENCE_PHASES",
     "ReferenceRow",
     "Row",
     "Store",
@@ -648,6 +648,27 @@ class Store:
                 (table_id, point, phase, arch, values["device_id"], values["median_ms"], values["mean_ms"], values["std_ms"],
                  values["count"], low, high, now_iso()),
             )  # fmt: skip
+
+    def put_reference_rows(self, table: TableKey, rows: Sequence[ReferenceRow]) -> int:
+        """Copy reference rows as they are (times included) into the table's series, in one transaction; rows it
+        already holds are skipped. Returns how many were added (a salvage copies a damaged store's series this way)."""
+        for row in rows:
+            if row.phase not in REFERENCE_PHASES or row.point < 0:
+                raise InvalidEntryError(f"reference row {row.arch!r}: phase {row.phase!r} or point {row.point!r} is not valid")
+            check_item("network", row.arch)
+            for name in ("median_ms", "mean_ms"):
+                check_number(name, getattr(row, name), minimum=0.0, strict=True)
+        names = [f.name for f in fields(ReferenceRow)]
+        added = 0
+        with self._write() as conn:
+            table_id = self._table_id(conn, table, create=True)
+            for row in rows:
+                added += conn.execute(
+                    f"INSERT INTO reference_series (table_id, {', '.join(names)}) VALUES (?, {', '.join('?' * len(names))}) "
+                    "ON CONFLICT DO NOTHING",
+                    [table_id, *(getattr(row, name) for name in names)],
+                ).rowcount
+        return added
 
     def reference_series(self, table: TableKey) -> list[ReferenceRow]:
         """The table's reference series, by point, device and network; [] when it has none."""

@@ -4,6 +4,7 @@ a version-1 store migrates."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -19,8 +20,10 @@ from farm.errors import ReferenceSeriesError
 from farm.lut import LutPredictor
 from farm.reference import REFERENCE_COUNT, reference_archs
 from farm.store import SCHEMA_VERSION, Store, TableKey
+from farm.store_check import salvage_store
 from farm.tables import block_tasks
 from nag.errors import SettingError
+from tests.cli import one_line_error, run_nag
 from tests.farm.test_store import make_measurement
 
 SLEEP = "agents.testing.sleep:SleepAgent"
@@ -156,3 +159,66 @@ def test_a_version_1_store_migrates_on_open(tmp_path: Path) -> None:
     assert meta["schema_version"] == str(SCHEMA_VERSION) == "2"
     with Store(path, create=False) as store:  # and opens again as it is
         assert store.next_reference_point(key) == 1
+
+
+def test_the_commands_report_drift_remeasure_and_rescale(sleep_farm: Farm, tmp_path: Path) -> None:
+    """A table built with a slow stretch, then the commands a person runs on it (each a fresh process)."""
+    db = tmp_path / "t.db"
+    with Store(db) as store:
+        _build(sleep_farm, store, on_point=_slow_between_points(1, 2, "1.5"))
+    config = tmp_path / "agents.yaml"
+    config.write_text("local: false\nadb: null\n")
+    env = {"NAG_AGENTS_CONFIG": str(config), "NAG_CACHE_DIR": str(tmp_path / "cache"), "NAG_SLEEP_SLOWDOWN": "1"}
+    table = ["--db", str(db), "--resolution", str(RESOLUTION)]
+    farm = ["--executor", "threads", "--runs", "10", "--warmup", "1"]
+    arch = reference_archs("ofa-mbv3")[1]
+
+    predicted = run_nag("table", "predict", arch, *table, "--device", SLEEP, "--json", env=env)
+    assert predicted.returncode == 0, predicted.stderr
+    (row,) = json.loads(predicted.stdout)
+    assert row["drifted"] is True and {"latency_ms", "low_ms", "high_ms", "std_ms", "calibrated"} <= set(row)
+    assert "drift: " in predicted.stderr and "32 block entries measured while drifted" in predicted.stderr
+
+    status = run_nag("farm", "status", "--db", str(db), "--executor", "threads", "--json", env=env)
+    assert status.returncode == 0, status.stderr
+    (drift,) = json.loads(status.stdout)["drift"]
+    assert drift["drifted"] and not drift["drifted_now"] and len(drift["affected"]) == 32
+    assert [p["point"] for p in drift["drifted_points"]] == [2] and len(drift["references"]) == REFERENCE_COUNT
+
+    build = ["table", "build", *table, "--kind", SLEEP, "--reference-every", str(EVERY), *farm]
+    again = run_nag(*build, "--remeasure-drifted", env=env, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert "32 measured, 64 already in" in again.stdout and "32 of them measured again after drift" in again.stdout
+    assert "drift: " not in again.stderr and "no drift" in again.stderr
+    settled = run_nag("table", "predict", arch, *table, "--device", SLEEP, "--json", env=env)
+    (row,) = json.loads(settled.stdout)
+    assert row["drifted"] is False and "drift: " not in settled.stderr
+
+    env["NAG_SLEEP_SLOWDOWN"] = "1.3"  # the device is slower now: --rescale measures by how much
+    rescaled = run_nag("table", "predict", arch, *table, "--device", SLEEP, "--json", "--rescale", *farm, env=env)
+    assert rescaled.returncode == 0, rescaled.stderr
+    (scaled,) = json.loads(rescaled.stdout)
+    assert 1.2 < scaled["rescale_factor"] < 1.4 and scaled["rescale_low"] <= scaled["rescale_factor"] <= scaled["rescale_high"]
+    assert scaled["unscaled_latency_ms"] == row["latency_ms"]
+    assert scaled["latency_ms"] == pytest.approx(row["latency_ms"] * scaled["rescale_factor"], rel=1e-4)
+    assert scaled["low_ms"] < scaled["latency_ms"] < scaled["high_ms"] and f"x{scaled['rescale_factor']:.4f}" in rescaled.stderr
+    assert scaled["drifted"] is True  # and the series now says the device has drifted
+
+    one_line_error(run_nag(*build, "--reference-every", "-1", env=env), "--reference-every must be", "-1")
+    one_line_error(
+        run_nag("table", "predict", arch, *table, "--device", SLEEP, "--rescale", "--warmup", "3", env=env),
+        "pass the --warmup, --threads",
+    )  # fmt: skip
+
+
+def test_salvage_copies_the_reference_series(tmp_path: Path) -> None:
+    measurement = make_measurement([2.0 + k * 0.01 for k in range(10)])
+    key = TableKey.for_measurement(space="ofa-mbv3", width=1.2, resolution=224, device="ort-cpu", measurement=measurement)
+    with Store(tmp_path / "a.db") as store:
+        for point, phase in enumerate(("start", "end")):
+            for arch in reference_archs("ofa-mbv3"):
+                store.put_reference(key, point=point, phase=phase, arch=arch, measurement=measurement)
+        series = store.reference_series(key)
+    salvage_store(tmp_path / "a.db", tmp_path / "b.db")
+    with Store(tmp_path / "b.db", create=False) as copy:
+        assert copy.reference_series(key) == series and len(series) == 2 * REFERENCE_COUNT

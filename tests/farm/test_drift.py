@@ -194,6 +194,11 @@ def test_the_commands_report_drift_remeasure_and_rescale(sleep_farm: Farm, tmp_p
     (row,) = json.loads(settled.stdout)
     assert row["drifted"] is False and "drift: " not in settled.stderr
 
+    validated = run_nag("table", "validate", *table, "--kind", SLEEP, "--n", "6", "--json", *farm, env=env)
+    assert validated.returncode == 0, validated.stderr
+    report = json.loads(validated.stdout)  # the references measured again beside the networks: still no drift
+    assert report["n"] == 6 and report["drift"]["points"] == 7 and report["drift"]["drifted"] is False
+
     env["NAG_SLEEP_SLOWDOWN"] = "1.3"  # the device is slower now: --rescale measures by how much
     rescaled = run_nag("table", "predict", arch, *table, "--device", SLEEP, "--json", "--rescale", *farm, env=env)
     assert rescaled.returncode == 0, rescaled.stderr

@@ -26,7 +26,7 @@ from farm.registry import DeviceGroup, DeviceRecord
 from farm.scheduler import JobReport, Task
 from nag.errors import SettingError, show_value
 
-__all__ = ["DeviceAgreement", "FleetCheck", "agreement", "check_fleet"]
+__all__ = ["DeviceAgreement", "FleetCheck", "agreement", "check_fleet", "relative_half_width"]
 
 _Z95 = 1.959963984540054
 
@@ -72,12 +72,16 @@ class FleetCheck:
         }  # fmt: skip
 
 
-def _relative_half_width(m: Measurement) -> float:
-    """The median's 95% CI half-width over the median; infinite where the CI is undefined."""
-    low, high = m.ci95_low_ms, m.ci95_high_ms
-    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)) or m.median_ms <= 0:
+def relative_half_width(median_ms: float, ci_low_ms: float | None, ci_high_ms: float | None) -> float:
+    """A median's 95% CI half-width over the median; infinite where the CI is undefined (None or infinite)."""
+    low, high = ci_low_ms, ci_high_ms
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)) or median_ms <= 0:
         return math.inf
-    return (high - low) / 2 / m.median_ms
+    return (high - low) / 2 / median_ms
+
+
+def _relative_half_width(m: Measurement) -> float:
+    return relative_half_width(m.median_ms, m.ci95_low_ms, m.ci95_high_ms)
 
 
 def agreement(

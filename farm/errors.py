@@ -16,6 +16,7 @@ __all__ = [
     "InvalidEntryError",
     "MissingBlockError",
     "NotAStoreError",
+    "ReferenceSeriesError",
     "SchemaVersionError",
     "StoreError",
     "StoreNotFoundError",
@@ -88,3 +89,8 @@ class CalibrationError(FarmError, ValueError):
 
 class ValidationInputError(FarmError, ValueError):
     """Predicted and measured latencies cannot be compared (lengths differ, too few, not finite, not > 0)."""
+
+
+class ReferenceSeriesError(FarmError, LookupError):
+    """A table has no reference series to compare with (built before references, or imported), or no device of
+    its group is in the farm to measure the references now."""

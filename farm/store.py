@@ -18,7 +18,7 @@ farm funnels every write through one process (the driver that runs the scheduler
 connections may read at any time (WAL readers never block the writer nor wait for it). A second writing
 process is tolerated -- SQLite's file lock serializes it, waiting up to ``timeout_s`` -- but not the design.
 
-Schema (version 1)::
+Schema (version 2)::
 
     store_meta(key TEXT PRIMARY KEY, value TEXT)              -- 'schema_version', 'application'
     tables(id INTEGER PRIMARY KEY, space, width REAL, resolution INTEGER, device, fingerprint, runtime,
@@ -29,6 +29,12 @@ Schema (version 1)::
             device_id, measurement (Measurement.to_dict() as JSON),  -- NULL for imported summaries
             created_at, PRIMARY KEY (table_id, item_kind, item))
     calibrations(table_id PRIMARY KEY -> tables.id, calibration JSON, fitted_at)
+    reference_series(table_id -> tables.id, point INTEGER, phase 'start'|'during'|'end'|'recheck', arch,
+            device_id, median_ms, mean_ms, std_ms, count, ci_low_ms, ci_high_ms (NULL when undefined),
+            measured_at, PRIMARY KEY (table_id, point, device_id, arch))   -- added in version 2
+
+A store of an older version is migrated when opened (version 1 -> 2 adds ``reference_series``): each step
+of ``_MIGRATIONS`` is additive, so every table, entry and calibration stays as it was.
 
 CSV and Parquet export and import (``Store.export_csv`` and friends) live in :mod:`farm.store_files`.
 """
@@ -41,7 +47,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -65,9 +71,11 @@ __all__ = [
     "EXPORT_COLUMNS",
     "ITEM_KINDS",
     "MAX_COUNT",
+    "REFERENCE_PHASES",
     "SCHEMA_VERSION",
     "ImportResult",
     "ItemKind",
+    "ReferenceRow",
     "Row",
     "Store",
     "Summary",
@@ -76,10 +84,11 @@ __all__ = [
     "now_iso",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION = "nag-farm latency store"
 ITEM_KINDS = ("block", "network")
 ItemKind = Literal["block", "network"]
+REFERENCE_PHASES = ("start", "during", "end", "recheck")
 _CHUNK = 500  # host parameters per IN (...) query; SQLite's oldest limit is 999
 _CORRUPTION_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
 MAX_COUNT = 10**12  # timed samples behind one entry; more is not a measurement (and overflows SQLite's INTEGER near 9.2e18)
@@ -108,6 +117,21 @@ CREATE TABLE calibrations (
     calibration TEXT NOT NULL, fitted_at TEXT NOT NULL
 );
 """
+_REFERENCE_SERIES = """
+CREATE TABLE reference_series (
+    table_id INTEGER NOT NULL REFERENCES tables (id),
+    point INTEGER NOT NULL CHECK (point >= 0),
+    phase TEXT NOT NULL CHECK (phase IN ('start', 'during', 'end', 'recheck')),
+    arch TEXT NOT NULL CHECK (arch <> ''),
+    device_id TEXT NOT NULL,
+    median_ms REAL NOT NULL, mean_ms REAL NOT NULL, std_ms REAL NOT NULL, count INTEGER NOT NULL CHECK (count >= 1),
+    ci_low_ms REAL, ci_high_ms REAL,
+    measured_at TEXT NOT NULL,
+    PRIMARY KEY (table_id, point, device_id, arch)
+);
+"""
+# Version n -> n + 1, additive only (an older store keeps every row it has).
+_MIGRATIONS = {1: _REFERENCE_SERIES}
 _KEY_COLUMNS = ("space", "width", "resolution", "device", "fingerprint", "runtime", "runtime_version", "spec_key")
 _VALUE_COLUMNS = (
     "mean_ms", "std_ms", "count", "median_ms", "mad_ms", "p10_ms", "p90_ms", "samples_ms", "flags", "device_id",
@@ -222,6 +246,26 @@ class Row:
         from agents.types import Measurement
 
         return Measurement.from_dict(json.loads(self.measurement_json))
+
+
+@dataclass(frozen=True)
+class ReferenceRow:
+    """One reference network measured by one device at one point of a table's reference series."""
+
+    point: int  # the point's number in the table's series, 0 first; every device measured at a point shares it
+    phase: str  # when in a build it was taken: one of REFERENCE_PHASES
+    arch: str  # the reference network's canonical string (farm.reference.reference_archs)
+    device_id: str  # the device that measured it
+    median_ms: float  # its median latency, ms
+    mean_ms: float  # mean, ms
+    std_ms: float  # sample standard deviation, ms
+    count: int  # samples
+    ci_low_ms: float | None  # the median's 95% confidence interval, ms; None where undefined (too few samples)
+    ci_high_ms: float | None
+    measured_at: str  # ISO 8601 UTC time it was stored (comparable with the entries' created_at)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class _HasToDict(Protocol):
@@ -382,28 +426,40 @@ class Store:
         )
 
     def _ensure_schema(self, conn: sqlite3.Connection) -> None:
-        """Check the schema of an existing store (a plain read: readers never take the write lock), or
-        create it in an empty database (under the write lock, re-checked there: two processes may race)."""
-        if self._check_schema(conn):
+        """Check the schema of an existing store (a plain read: readers never take the write lock); create it
+        in an empty database, or migrate an older store (both under the write lock, re-checked there: two
+        processes may race)."""
+        if self._schema_version(conn) == SCHEMA_VERSION:
             return
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            if not self._check_schema(conn):
-                for statement in _SCHEMA.split(";"):
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(
+                f"{self.path} needs its schema created or upgraded to version {SCHEMA_VERSION}, but SQLite cannot write it "
+                f"({exc}); open it once where the file is writable"
+            ) from exc
+        try:
+            version = self._schema_version(conn)
+            if version is None:
+                for statement in (_SCHEMA + _REFERENCE_SERIES).split(";"):
                     if statement.strip():
                         conn.execute(statement)
                 meta = [("schema_version", str(SCHEMA_VERSION)), ("application", APPLICATION), ("created_at", now_iso())]
                 conn.executemany("INSERT INTO store_meta (key, value) VALUES (?, ?)", meta)
+            while version is not None and version < SCHEMA_VERSION:
+                conn.execute(_MIGRATIONS[version])
+                version += 1
+                conn.execute("UPDATE store_meta SET value = ? WHERE key = 'schema_version'", (str(version),))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
 
-    def _check_schema(self, conn: sqlite3.Connection) -> bool:
-        """True for a store this version reads, False for an empty database; raises for anything else."""
+    def _schema_version(self, conn: sqlite3.Connection) -> int | None:
+        """The schema version of a store this version reads, None for an empty database; raises for anything else."""
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if not names:
-            return False
+            return None
         if "store_meta" not in names:
             raise NotAStoreError(
                 f"{self.path} is an SQLite database but not a nag-farm latency store (tables: {', '.join(sorted(names))}); "
@@ -418,7 +474,7 @@ class Store:
                 f"{self.path} has store schema version {version}, newer than this nag-farm reads "
                 f"(up to {SCHEMA_VERSION}); upgrade nag-farm (pip install -U nag-farm)"
             )
-        return True
+        return int(version)
 
     def close(self) -> None:
         """Close the connection (idempotent). The WAL is checkpointed by SQLite when the last connection closes."""
@@ -572,6 +628,86 @@ class Store:
         with self._write() as conn:
             table_id = self._table_id(conn, table, create=False)
             return table_id is not None and conn.execute("DELETE FROM calibrations WHERE table_id = ?", (table_id,)).rowcount == 1
+
+    # -- reference series (farm.drift) ------------------------------------------------------------
+    def put_reference(self, table: TableKey, *, point: int, phase: str, arch: str, measurement: Measurement) -> None:
+        """Store one reference network's measurement at ``point`` of the table's series (the table is created
+        when missing), committed before returning; a repeat of the same (point, device, network) replaces it."""
+        if phase not in REFERENCE_PHASES:
+            raise InvalidEntryError(f"reference phase must be one of {', '.join(REFERENCE_PHASES)}, got {show_value(phase)}")
+        if isinstance(point, bool) or not isinstance(point, int) or point < 0:
+            raise InvalidEntryError(f"reference point must be an integer >= 0, got {show_value(point)}")
+        check_item("network", arch)
+        values = _measurement_values(table, measurement)
+        low, high = (v if math.isfinite(v) else None for v in (measurement.ci95_low_ms, measurement.ci95_high_ms))
+        with self._write() as conn:
+            table_id = self._table_id(conn, table, create=True)
+            conn.execute(
+                "INSERT OR REPLACE INTO reference_series (table_id, point, phase, arch, device_id, median_ms, mean_ms, std_ms, "
+                "count, ci_low_ms, ci_high_ms, measured_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (table_id, point, phase, arch, values["device_id"], values["median_ms"], values["mean_ms"], values["std_ms"],
+                 values["count"], low, high, now_iso()),
+            )  # fmt: skip
+
+    def put_reference_rows(self, table: TableKey, rows: Sequence[ReferenceRow]) -> int:
+        """Copy reference rows as they are (times included) into the table's series, in one transaction; rows it
+        already holds are skipped. Returns how many were added (a salvage copies a damaged store's series this way)."""
+        for row in rows:
+            if row.phase not in REFERENCE_PHASES or row.point < 0:
+                raise InvalidEntryError(f"reference row {row.arch!r}: phase {row.phase!r} or point {row.point!r} is not valid")
+            check_item("network", row.arch)
+            for name in ("median_ms", "mean_ms"):
+                check_number(name, getattr(row, name), minimum=0.0, strict=True)
+        names = [f.name for f in fields(ReferenceRow)]
+        added = 0
+        with self._write() as conn:
+            table_id = self._table_id(conn, table, create=True)
+            for row in rows:
+                added += conn.execute(
+                    f"INSERT INTO reference_series (table_id, {', '.join(names)}) VALUES (?, {', '.join('?' * len(names))}) "
+                    "ON CONFLICT DO NOTHING",
+                    [table_id, *(getattr(row, name) for name in names)],
+                ).rowcount
+        return added
+
+    def reference_series(self, table: TableKey) -> list[ReferenceRow]:
+        """The table's reference series, by point, device and network; [] when it has none."""
+        with self._read() as conn:
+            table_id = self._table_id(conn, table, create=False)
+            if table_id is None:
+                return []
+            records = conn.execute(
+                f"SELECT {', '.join(f.name for f in fields(ReferenceRow))} FROM reference_series WHERE table_id = ? "
+                "ORDER BY point, device_id, arch",
+                (table_id,),
+            ).fetchall()
+        return [ReferenceRow(**dict(record)) for record in records]
+
+    def next_reference_point(self, table: TableKey) -> int:
+        """The number the table's next reference point takes (0 for a table without a series)."""
+        with self._read() as conn:
+            table_id = self._table_id(conn, table, create=False)
+            if table_id is None:
+                return 0
+            found = conn.execute("SELECT MAX(point) FROM reference_series WHERE table_id = ?", (table_id,)).fetchone()[0]
+        return 0 if found is None else int(found) + 1
+
+    def delete_entries(self, table: TableKey, item_kind: ItemKind, items: Iterable[str]) -> int:
+        """Remove entries of the table in one transaction (to measure them again); returns how many were removed."""
+        _check_kind(item_kind)
+        wanted = list(dict.fromkeys(items))
+        removed = 0
+        with self._write() as conn:
+            table_id = self._table_id(conn, table, create=False)
+            if table_id is None:
+                return 0
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                removed += conn.execute(
+                    f"DELETE FROM entries WHERE table_id = ? AND item_kind = ? AND item IN ({', '.join('?' * len(chunk))})",
+                    [table_id, item_kind, *chunk],
+                ).rowcount
+        return removed
 
     # -- reads ------------------------------------------------------------------------------------
     def get_calibration(self, table: TableKey) -> dict[str, Any] | None:

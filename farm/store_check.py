@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from farm.errors import FarmError, InvalidEntryError, NotAStoreError, StoreNotFoundError, TableFileError
-from farm.store import EXPORT_COLUMNS, Store, TableKey, is_corruption
+from farm.store import EXPORT_COLUMNS, ReferenceRow, Store, TableKey, is_corruption
 
 __all__ = ["SalvageReport", "check_store", "salvage_store"]
 
@@ -126,6 +126,11 @@ def salvage_store(path: str | Path, out: str | Path) -> SalvageReport:
             except (FarmError, InvalidEntryError, TypeError, ValueError):
                 rejected += 1
         calibrations = [(row[1], row[2]) for row in _rows(conn, "calibrations", "table_id, calibration")]
+        references: list[tuple[int, ReferenceRow]] = []
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'reference_series'").fetchone():  # schema 2 on
+            names = [f.name for f in fields(ReferenceRow)]
+            for row in _rows(conn, "reference_series", "table_id, " + ", ".join(names)):
+                references.append((row[1], ReferenceRow(**dict(zip(names, row[2:], strict=True)))))
     finally:
         conn.close()
     copied_calibrations = 0
@@ -137,6 +142,11 @@ def salvage_store(path: str | Path, out: str | Path) -> SalvageReport:
             except (KeyError, FarmError, TypeError, ValueError):
                 continue  # not counted as copied; refit it from the network entries with 'nag table validate'
             copied_calibrations += 1
+        for table_id in dict.fromkeys(t for t, _ in references):
+            try:
+                store.put_reference_rows(TableKey(**keys[table_id]), [r for t, r in references if t == table_id])
+            except (KeyError, FarmError, TypeError, ValueError):
+                continue  # a series whose table or values are lost: the next build starts a new one
         tables = len(store.tables())
     return SalvageReport(
         out=out, tables=tables, entries=result.inserted, rejected=rejected, expected=expected, calibrations=copied_calibrations

@@ -22,6 +22,7 @@ __all__ = [
     "ValidationOutcome",
     "block_tasks",
     "build_tables",
+    "held_tasks",
     "measure_tasks",
     "prefetch_exports",
     "table_key",
@@ -99,6 +100,20 @@ def prefetch_exports(
     return len(missing)
 
 
+def held_tasks(store: Store, group: Hashable, tasks: Sequence[Task], *, kind: str, spec: MeasurementSpec) -> set[Task]:
+    """Those of ``tasks`` that the device group's tables in ``store`` already hold."""
+    held: set[Task] = set()
+    by_table: dict[TableKey, list[Task]] = {}
+    for task in tasks:
+        by_table.setdefault(table_key(group, task, device=kind, spec=spec), []).append(task)
+    for key, group_tasks in by_table.items():
+        kinds = {t.item_kind for t in group_tasks}
+        for item_kind in kinds:
+            found = store.existing(key, item_kind, [t.item for t in group_tasks if t.item_kind == item_kind])  # type: ignore[arg-type]
+            held |= {t for t in group_tasks if t.item_kind == item_kind and t.item in found}
+    return held
+
+
 def measure_tasks(
     farm: Any, store: Store, tasks: Sequence[Task], *, kind: str, spec: MeasurementSpec, description: str,
     on_progress: Callable[[JobReport], None] | None = None,
@@ -106,16 +121,7 @@ def measure_tasks(
     """Measure ``tasks`` on the farm's ``kind`` devices into ``store``, skipping what it already holds."""
 
     def already_done(group: Hashable, pending: Sequence[Task]) -> set[Task]:
-        held: set[Task] = set()
-        by_table: dict[TableKey, list[Task]] = {}
-        for task in pending:
-            by_table.setdefault(table_key(group, task, device=kind, spec=spec), []).append(task)
-        for key, group_tasks in by_table.items():
-            kinds = {t.item_kind for t in group_tasks}
-            for item_kind in kinds:
-                found = store.existing(key, item_kind, [t.item for t in group_tasks if t.item_kind == item_kind])  # type: ignore[arg-type]
-                held |= {t for t in group_tasks if t.item_kind == item_kind and t.item in found}
-        return held
+        return held_tasks(store, group, pending, kind=kind, spec=spec)
 
     def on_result(group: Hashable, record: DeviceRecord, task: Task, measurement: Measurement) -> None:
         store.put_measurement(table_key(group, task, device=kind, spec=spec), task.item_kind, task.item, measurement)  # type: ignore[arg-type]

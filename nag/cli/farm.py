@@ -22,6 +22,9 @@ def register(subparsers: Any) -> None:
     status = commands.add_parser("status", help="devices (kind, id, health, last seen) and jobs")
     add_farm_options(status, measurement=False)
     status.add_argument("--json", action="store_true")
+    status.add_argument(
+        "--db", default=None, help="also report the drift of this latency store's tables (their reference networks)"
+    )
     status.set_defaults(handler=_status)
 
     check = commands.add_parser(
@@ -68,8 +71,16 @@ def _ago(timestamp: float) -> str:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from farm.drift import drift_report, series_tables
+    from farm.store import Store
+
+    drift = None
+    if args.db is not None:  # read first: a wrong path fails before a farm starts
+        with Store(args.db, create=False) as store:
+            drift = [drift_report(store, table) for table in series_tables(store)]
     with open_farm(args) as farm:
         status = farm.status()
+    status["drift"] = None if drift is None else [d.to_dict() for d in drift if d is not None]
     if args.json:
         print_json(status)
         return 0
@@ -93,6 +104,11 @@ def _status(args: argparse.Namespace) -> int:
         print(
             f"  {job['job_id']} {job['state']}: {job['description']} ({job['done']} done, {job['skipped']} skipped, {job['failed']} failed, {job['queued']} queued)"
         )
+    if drift is not None:
+        print(f"\ntables with reference networks in {args.db}: {len(drift)}")
+        for report in drift:
+            if report is not None:
+                print(f"  {'drift: ' if report.drifted else ''}{report.summary()}")
     return 0
 
 

@@ -18,6 +18,15 @@ def register(subparsers: Any) -> None:
     build = commands.add_parser("build", help="measure every distinct block on a kind of device (resumable)")
     _common(build, resolution_many=True)
     build.add_argument("--kind", required=True, help="agent kind whose devices measure, e.g. ort-cpu, adb-litert")
+    build.add_argument(
+        "--reference-every", type=int, default=None, metavar="N",
+        help="measure the reference networks after every N block measurements, besides at the start and end "
+        "(0: start and end only; default: 48, one point in the middle of a 96-block table)",
+    )  # fmt: skip
+    build.add_argument(
+        "--remeasure-drifted", action="store_true",
+        help="first measure again the block entries taken while the references had drifted beyond their noise band",
+    )  # fmt: skip
     add_farm_options(build)
     build.set_defaults(handler=_build)
 
@@ -66,6 +75,11 @@ def register(subparsers: Any) -> None:
     predict.add_argument("--space", default="ofa-mbv3")
     predict.add_argument("--fingerprint", default=None, help="choose among tables of several device fingerprints")
     predict.add_argument("--json", action="store_true")
+    predict.add_argument(
+        "--rescale", action="store_true",
+        help="measure the reference networks now on a device of the table's kind and scale the predictions by now/at-build",
+    )  # fmt: skip
+    add_farm_options(predict)
     predict.set_defaults(handler=_predict)
 
 
@@ -88,29 +102,45 @@ def _report_failures(report: Any) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from farm.drift import DEFAULT_REFERENCE_EVERY, build_with_references, check_reference_every
     from farm.progress import job_progress
     from farm.store import Store
-    from farm.tables import block_tasks, build_tables
+    from farm.tables import block_tasks
 
     spec = measurement_spec(args)
+    every = DEFAULT_REFERENCE_EVERY if args.reference_every is None else args.reference_every
+    check_reference_every(every)
     total = len(block_tasks(args.space, width=args.width, resolutions=args.resolution))  # validates the setting first
     with (
         Store(args.db) as store,
         open_farm(args, kinds=[args.kind]) as farm,
         job_progress(total, f"{args.kind} blocks") as update,
     ):
-        report = build_tables(
+        outcome = build_with_references(
             farm, store, space=args.space, width=args.width, resolutions=args.resolution, kind=args.kind, spec=spec,
-            on_progress=update,
+            reference_every=every, remeasure_drifted=args.remeasure_drifted, on_progress=update,
+            on_point=lambda line: tqdm.write(line, file=sys.stderr),
         )  # fmt: skip
+    report = outcome.report
+    replaced = f", {outcome.replaced} of them measured again after drift" if args.remeasure_drifted else ""
     print(
         f"{report.done} measured, {report.skipped} already in {args.db}, {len(report.failed)} failed; per device: {report.per_device}"
+        f"; {outcome.points} reference point(s){replaced}"
     )
-    return _report_failures(report)
+    for note in outcome.notes:
+        print(f"not measured again: {note}", file=sys.stderr)
+    for drift in outcome.drift:
+        print(("drift: " if drift.drifted else "") + drift.summary(), file=sys.stderr)
+    for task, why in outcome.reference_failed:
+        print(f"failed: reference network {task.item} at {task.resolution}px: {why}", file=sys.stderr)
+    return max(_report_failures(report), 1 if outcome.reference_failed else 0)
 
 
 def _validate(args: argparse.Namespace) -> int:
     from farm.crossval import cross_validated
+    from farm.drift import drift_report, measure_point, series_tables
     from farm.progress import job_progress
     from farm.store import Store
     from farm.tables import validate_tables
@@ -122,6 +152,9 @@ def _validate(args: argparse.Namespace) -> int:
                 farm, store, space=args.space, width=args.width, resolution=args.resolution, kind=args.kind, n=args.n,
                 spec=spec, seed=args.seed, on_progress=update,
             )  # fmt: skip
+            setting = {"kind": args.kind, "space": args.space, "width": args.width, "resolution": args.resolution}
+            if series_tables(store, **setting, spec=spec):  # the references now, beside the networks measured now
+                measure_point(farm, store, **setting, spec=spec, phase="recheck")
         results = cross_validated(
             store,
             kind=args.kind,
@@ -132,8 +165,10 @@ def _validate(args: argparse.Namespace) -> int:
             archs=outcome.archs,
             plot=args.plot,
         )
+        drift = {r.table: drift_report(store, r.table) for r in results}
+    found = [{**r.to_dict(), "drift": None if drift[r.table] is None else drift[r.table].to_dict()} for r in results]  # type: ignore[union-attr]
     if args.json:
-        print_json(results[0].to_dict() if len(results) == 1 else [r.to_dict() for r in results])
+        print_json(found[0] if len(found) == 1 else found)
     else:
         for result in results:
             figures, raw = result.figures, result.uncalibrated
@@ -150,6 +185,7 @@ def _validate(args: argparse.Namespace) -> int:
             print(
                 f"  uncalibrated sum: within 10% {raw.within_10pct:.0%}, MAPE {raw.mape:.1%}, Kendall tau {raw.kendall_tau:.3f}"
             )
+            print(f"  {_drift_line(drift[result.table])}")
     return _report_failures(outcome.report)
 
 
@@ -211,7 +247,14 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _drift_line(report: Any) -> str:
+    if report is None:
+        return "references: none measured with this table (built before reference networks, or imported)"
+    return ("drift: " if report.drifted else "") + report.summary()
+
+
 def _predict(args: argparse.Namespace) -> int:
+    from farm.drift import drift_report
     from farm.lut import LutPredictor, select_table
     from farm.store import Store
 
@@ -229,13 +272,29 @@ def _predict(args: argparse.Namespace) -> int:
         estimates = predictor.predict_with_std(archs)
         intervals = predictor.predict_interval(archs, level=0.95)
         calibrated = predictor.calibration is not None
+        scaled = _rescale(args, store, table) if args.rescale else None
+        drift = drift_report(store, table)
     rows = [
         {
             "arch": arch, "latency_ms": _sig(ms), "std_ms": _sig(std), "low_ms": _sig(low), "high_ms": _sig(high),
-            "calibrated": calibrated,
+            "calibrated": calibrated, "drifted": None if drift is None else drift.drifted,
         }
         for arch, (ms, std), (_, low, high) in zip(archs, estimates, intervals, strict=True)
     ]  # fmt: skip
+    if scaled is not None:  # the factor's band widens the interval; the unscaled figure stays beside it
+        for row, (ms, std), (_, low, high) in zip(rows, estimates, intervals, strict=True):
+            row.update(
+                latency_ms=_sig(ms * scaled.factor), std_ms=_sig(std * scaled.factor), low_ms=_sig(low * scaled.low),
+                high_ms=_sig(high * scaled.high), unscaled_latency_ms=_sig(ms), rescale_factor=_sig(scaled.factor),
+                rescale_low=_sig(scaled.low), rescale_high=_sig(scaled.high),
+            )  # fmt: skip
+        print(
+            f"rescaled to now: x{scaled.factor:.4f} (band {scaled.low:.4f}-{scaled.high:.4f}), the median over "
+            f"{len(scaled.references)} reference networks of now/at-build (point {scaled.point})",
+            file=sys.stderr,
+        )
+    if drift is not None:
+        print(_drift_line(drift), file=sys.stderr)
     if args.json:
         print_json(rows)
     else:
@@ -245,6 +304,21 @@ def _predict(args: argparse.Namespace) -> int:
             align_right=[False, True, True, True],
         )
     return 0
+
+
+def _rescale(args: argparse.Namespace, store: Any, table: Any) -> Any:
+    """The references measured now on the farm against the table's build (``--rescale``)."""
+    from farm.drift import check_rescalable, rescale
+    from farm.progress import job_progress
+    from farm.reference import REFERENCE_COUNT
+
+    spec = measurement_spec(args)
+    check_rescalable(store, table, spec=spec)  # before a farm starts
+    with (
+        open_farm(args, kinds=[table.device]) as farm,
+        job_progress(REFERENCE_COUNT, f"{table.device} reference networks") as update,
+    ):
+        return rescale(farm, store, table, spec=spec, on_progress=update)
 
 
 def _sig(value: float) -> float:

@@ -34,7 +34,7 @@ def _entries(db: Path) -> dict[tuple[int, str], tuple[float, float, int]]:
 
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory: pytest.TempPathFactory, space: OFAMobileNetV3Space) -> tuple[Path, Path]:
-    """An intact store of 5 x 96 blocks and a calibration, and a copy whose middle page is overwritten with garbage."""
+    """An intact store of 5 x 96 blocks and a calibration, and a copy whose middle page of entries is overwritten with garbage."""
     folder = tmp_path_factory.mktemp("integrity")
     good = folder / "good.db"
     with Store(good) as store:
@@ -46,8 +46,12 @@ def stores(tmp_path_factory: pytest.TempPathFactory, space: OFAMobileNetV3Space)
             store.put_summaries(_key(resolution), "block", summaries)
         store.put_calibration(_key(224), {"offset_ms": 0.25, "scale": 1.1})
     data = bytearray(good.read_bytes())
-    page = sqlite3.connect(good).execute("PRAGMA page_size").fetchone()[0]
-    middle = len(data) // page // 2
+    reader = sqlite3.connect(good)
+    page = reader.execute("PRAGMA page_size").fetchone()[0]
+    # the middle leaf page of the entries (SQLite's dbstat numbers pages from 1)
+    leaves = [r[0] for r in reader.execute("SELECT pageno FROM dbstat WHERE name = 'entries' AND pagetype = 'leaf'")]
+    reader.close()
+    middle = sorted(leaves)[len(leaves) // 2] - 1
     data[middle * page : (middle + 1) * page] = random.Random(0).randbytes(page)
     damaged = folder / "damaged.db"
     damaged.write_bytes(bytes(data))

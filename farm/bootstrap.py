@@ -45,14 +45,17 @@ __all__ = [
     "ScalingFit",
     "block_group",
     "bootstrap_table",
+    "check_network_count",
     "choose_networks",
+    "drop_estimates",
     "fit_scaling",
     "group_sums",
 ]
 
 MIN_NETWORKS = 6  # fewer whole networks cannot both fit and cross-check a scaling
 _POOL = 2000  # seeded candidates the informative networks are chosen from
-_RIDGES = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0)  # ridge strengths tried, relative to the data's scale
+_RIDGES = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0)  # ridge strengths tried, relative to the data's scale
+_FLOOR = 0.1  # no scale below this fraction of the networks' median measured / source ratio
 
 
 def block_group(block: Block) -> str | None:
@@ -81,18 +84,23 @@ def group_sums(
     return groups, sums, fixed
 
 
+def check_network_count(n: object) -> None:
+    """Raise :class:`SettingError` unless ``n`` networks can both fit a scaling and cross-check it."""
+    if isinstance(n, bool) or not isinstance(n, int) or not MIN_NETWORKS <= n <= _POOL // 2:
+        raise SettingError(
+            f"--n must be an integer from {MIN_NETWORKS} to {_POOL // 2} networks to fit and cross-check, got {n!r}; e.g. 20"
+        )
+
+
 def choose_networks(
     values: Mapping[str, float], n: int, *, space: str, width: float, resolution: int, seed: int = 0
 ) -> list[str]:
     """``n`` networks that spread over the operator kinds: the cheapest and the dearest of a seeded pool by the
     source table, then, one at a time, the pool's network farthest from those chosen in per-group sums (each
     group scaled by its spread over the pool). Deterministic for a seed."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < MIN_NETWORKS:
-        raise SettingError(f"--n must be an integer >= {MIN_NETWORKS} networks to fit and cross-check, got {n!r}; e.g. 20")
+    check_network_count(n)
     search_space = get_space(space)
     pool = list(dict.fromkeys(search_space.format(a) for a in search_space.sample_many(_POOL, seed=seed)))
-    if n > len(pool):
-        raise SettingError(f"--n {n} is more than the {len(pool)} distinct networks sampled to choose from; e.g. 20")
     _, sums, _ = group_sums(values, pool, space=space, width=width, resolution=resolution)
     spread = sums.std(axis=0)
     features = sums / np.where(spread > 0, spread, 1.0)
@@ -158,23 +166,27 @@ class ScalingFit:
 def _solve(sums: np.ndarray, fixed: np.ndarray, measured: np.ndarray, ridge: float) -> tuple[float, np.ndarray, float]:
     """(offset, per-group scales, common scale) minimising the squared relative error plus ``ridge`` times the
     groups' squared distances to the common scale (each weighted by its mean share of the networks), with every
-    scale >= 0 (a device is never faster for doing more) and the offset of either sign."""
+    scale at least a tenth of the median measured / source ratio (an operator never costs nothing: with few
+    networks a free fit would zero a group it barely sees) and the offset of either sign."""
     n, g = sums.shape
+    total = sums.sum(axis=1) + fixed
+    floor = _FLOOR * float(np.median(measured / total))
     weight = 1.0 / measured  # relative errors
     ones = np.ones(n)
-    design = np.column_stack([ones, -ones, sums, fixed]) * weight[:, None]  # offset = x0 - x1, both >= 0
+    design = np.column_stack([ones, -ones, sums, fixed]) * weight[:, None]  # offset = x0 - x1; scales = floor + x
+    target = (measured - floor * total) * weight
     # ridge rows, sqrt(ridge * n) * share_g * (s_g - s_common) = 0, where share_g is the group's mean part of a
     # network's latency: a ridge of 1 weighs a group's departure from the common scale like the n networks' fit
-    share = sums.mean(axis=0) / max(float(np.mean(measured)), 1e-12)
+    share = sums.mean(axis=0) / float(np.mean(measured))
     penalty = np.zeros((g, g + 3))
     for j in range(g):
         penalty[j, 2 + j], penalty[j, g + 2] = share[j], -share[j]
     rows = np.vstack([design, math.sqrt(ridge * n) * penalty])
-    rhs = np.concatenate([measured * weight, np.zeros(g)])
+    rhs = np.concatenate([target, np.zeros(g)])
     gram = rows.T @ rows
     gram += 1e-10 * max(float(np.trace(gram)), 1e-12) * np.eye(len(gram))  # the +-offset columns are collinear
     solution = nnls(gram, rows.T @ rhs)
-    return float(solution[0] - solution[1]), solution[2 : 2 + g], float(solution[g + 2])
+    return float(solution[0] - solution[1]), floor + solution[2 : 2 + g], floor + float(solution[g + 2])
 
 
 def _loo_errors(sums: np.ndarray, fixed: np.ndarray, measured: np.ndarray, ridge: float) -> np.ndarray:
@@ -207,12 +219,6 @@ def fit_scaling(groups: Sequence[str], sums: np.ndarray, fixed: np.ndarray, meas
         o, s, c = _solve(sums[keep], fixed[keep], y[keep], inner)
         # a fold whose negative offset takes a network to 0 ms or below is as wrong as -100%: counted as that
         left_out[i] = max(o + sums[i] @ s + c * fixed[i], 1e-6 * y[i])
-    if common <= 0 or np.any(scales <= 0):
-        raise CalibrationError(
-            f"the scaling fitted to {len(y)} networks has a zero factor (common {common:.3g}, groups "
-            f"{np.round(scales, 3).tolist()}): the new device's measurements do not follow the source table; measure more "
-            "networks (--n) or build the table in full with 'nag table build'"
-        )
     return ScalingFit(
         groups=tuple(groups), scales=tuple(float(s) for s in scales), common_scale=common, offset_ms=offset,
         ridge=ridge, measured_ms=tuple(float(v) for v in y), cross_fitted_ms=tuple(float(v) for v in left_out),
@@ -259,7 +265,7 @@ def bootstrap_table(
     report = measure_tasks(farm, store, tasks, kind=kind, spec=spec, description=description, on_progress=on_progress)
     targets = [
         t for t in store.tables(device=kind, space=source.space, resolution=source.resolution, width=source.width)
-        if t.spec_key == spec.key() and t != source
+        if t.spec_key == spec.key() and not (t == source and source_store in (None, store))  # never the source itself
     ]  # fmt: skip
     groups, sums, fixed = group_sums(values, archs, space=source.space, width=source.width, resolution=source.resolution)
     fits: dict[TableKey, ScalingFit] = {}
@@ -287,7 +293,9 @@ def _write(store: Store, target: TableKey, reference: LutPredictor, fit: Scaling
         if block.key not in values:
             continue  # the source lacks it; the new table will too, and says so when a network needs it
         scale = fit.scale_of(block_group(block))
-        store.put_summary(target, "block", block.key, mean_ms=scale * values[block.key], std_ms=scale * errors[block.key], count=1)
+        store.put_summary(
+            target, "block", block.key, mean_ms=scale * values[block.key], std_ms=scale * errors[block.key], count=1
+        )
     low, high = float(table_sums.min()), float(table_sums.max())
     store.put_calibration(
         target,
@@ -297,3 +305,21 @@ def _write(store: Store, target: TableKey, reference: LutPredictor, fit: Scaling
             sum_min_ms=low, sum_max_ms=high,
         ),
     )  # fmt: skip
+
+
+def drop_estimates(
+    store: Store, *, kind: str, space: str, width: float, resolutions: Sequence[int], spec: MeasurementSpec
+) -> list[TableKey]:
+    """Before a full build: remove the estimated blocks a bootstrap wrote into ``kind``'s tables at the setting (a
+    measured table's entries without a measurement), and their calibration, so the build measures those blocks.
+    The whole networks measured on the device stay. Returns the tables changed."""
+    changed = []
+    for table in store.tables(device=kind, space=space, width=width):
+        if table.resolution not in resolutions or table.spec_key != spec.key() or not table.is_measured:
+            continue
+        estimates = [row.item for row in store.rows(table, "block") if not row.measured]
+        if estimates:
+            store.delete_entries(table, "block", estimates)
+            store.delete_calibration(table)
+            changed.append(table)
+    return changed

@@ -42,6 +42,23 @@ def register(subparsers: Any) -> None:
     add_farm_options(validate)
     validate.set_defaults(handler=_validate)
 
+    boot = commands.add_parser(
+        "bootstrap",
+        help="a new device's table from N whole networks measured on it and another device's table (per-operator scaling)",
+    )
+    _common(boot)
+    boot.add_argument(
+        "--from", dest="source_device", required=True, metavar="DEVICE", help="the existing table's device (e.g. ort-cpu)"
+    )
+    boot.add_argument("--to", dest="kind", required=True, metavar="KIND", help="the new device's agent kind (e.g. adb-litert)")
+    boot.add_argument("--n", type=int, default=20, help="whole networks to measure on the new device (default: %(default)s)")
+    boot.add_argument("--from-db", default=None, metavar="DB", help="the store holding the existing table (default: --db)")
+    boot.add_argument("--from-fingerprint", default=None, help="choose among the existing device's tables by fingerprint")
+    boot.add_argument("--seed", type=int, default=0, help="seed of the candidate networks (default: %(default)s)")
+    boot.add_argument("--json", action="store_true")
+    add_farm_options(boot)
+    boot.set_defaults(handler=_bootstrap)
+
     imp = commands.add_parser("import-ofa", help="import OFA's <res>_lookup_table.yaml files under a device name")
     imp.add_argument("files", nargs="+", metavar="FILE.yaml")
     imp.add_argument("--device", required=True, help="the name to file the tables under")
@@ -104,6 +121,7 @@ def _report_failures(report: Any) -> int:
 def _build(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from farm.bootstrap import drop_estimates
     from farm.drift import DEFAULT_REFERENCE_EVERY, build_with_references, check_reference_every
     from farm.progress import job_progress
     from farm.store import Store
@@ -118,6 +136,9 @@ def _build(args: argparse.Namespace) -> int:
         open_farm(args, kinds=[args.kind]) as farm,
         job_progress(total, f"{args.kind} blocks") as update,
     ):
+        setting = {"space": args.space, "width": args.width, "resolutions": args.resolution, "spec": spec}
+        for table in drop_estimates(store, kind=args.kind, **setting):
+            print(f"{table.label()} held a bootstrap's estimated blocks: measuring them now", file=sys.stderr)
         outcome = build_with_references(
             farm, store, space=args.space, width=args.width, resolutions=args.resolution, kind=args.kind, spec=spec,
             reference_every=every, remeasure_drifted=args.remeasure_drifted, on_progress=update,
@@ -136,6 +157,49 @@ def _build(args: argparse.Namespace) -> int:
     for task, why in outcome.reference_failed:
         print(f"failed: reference network {task.item} at {task.resolution}px: {why}", file=sys.stderr)
     return max(_report_failures(report), 1 if outcome.reference_failed else 0)
+
+
+def _bootstrap(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from farm.bootstrap import bootstrap_table, check_network_count
+    from farm.lut import select_table
+    from farm.progress import job_progress
+    from farm.store import Store
+
+    spec = measurement_spec(args)
+    check_network_count(args.n)  # before any farm starts
+    with contextlib.ExitStack() as stack:
+        source_store = stack.enter_context(Store(args.from_db, create=False)) if args.from_db else None
+        store = stack.enter_context(Store(args.db))
+        source = select_table(
+            source_store or store, device=args.source_device, space=args.space, resolution=args.resolution,
+            width=args.width, fingerprint=args.from_fingerprint,
+        )  # fmt: skip
+        farm = stack.enter_context(open_farm(args, kinds=[args.kind]))
+        update = stack.enter_context(job_progress(args.n, f"{args.kind} networks"))
+        outcome = bootstrap_table(
+            farm, store, source=source, source_store=source_store, kind=args.kind, spec=spec, n=args.n, seed=args.seed,
+            on_progress=update,
+        )  # fmt: skip
+    if args.json:
+        print_json({**outcome.to_dict(), "measured": outcome.report.done, "failed": len(outcome.report.failed)})
+    else:
+        print(f"from {source.label()}: {len(outcome.archs)} networks measured on {args.kind} ({outcome.report.done} new)")
+        for table, fit in outcome.fits.items():
+            f = fit.figures
+            print(f"wrote {table.label()}: {len(fit.groups)} operator kinds scaled x{min(fit.scales):.2f}-x{max(fit.scales):.2f}")
+            print(
+                f"  cross-fitted on the {fit.n} networks (each predicted by a fit without it): within 10% {f.within_10pct:.0%}, "
+                f"MAPE {f.mape:.1%}, Kendall tau {f.kendall_tau:.3f}; an estimate until 'nag table validate' checks it"
+            )
+    if not outcome.fits:
+        print(
+            f"nag: error: no table written: fewer than the needed networks were measured on {args.kind} (see the failures)",
+            file=sys.stderr,
+        )
+        return max(_report_failures(outcome.report), 1)
+    return _report_failures(outcome.report)
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -50,7 +50,7 @@ def test_the_chosen_networks_spread_over_the_operator_kinds(source: dict[str, fl
     assert (picked.max(0) - picked.min(0)).sum() > 1.2 * (drawn.max(0) - drawn.min(0)).sum()
     totals = picked.sum(1)
     assert totals[0] == totals.min() and totals[1] == totals.max()  # the cheapest and the dearest come first
-    with pytest.raises(SettingError, match=f"--n must be an integer >= {MIN_NETWORKS}"):
+    with pytest.raises(SettingError, match=f"--n must be an integer from {MIN_NETWORKS}"):
         choose_networks(source, 3, space=SPACE, width=WIDTH, resolution=RESOLUTION)
 
 
@@ -130,3 +130,44 @@ def test_a_bootstrapped_table_is_measured_fitted_and_read_like_any_other(tmp_pat
         assert len(reported["networks"]) == 8 and reported["tables"][0]["label"] == target.label()
         with pytest.raises(TableConflictError, match="already holds blocks"):
             bootstrap_table(farm, store, source=source, kind="ort-cpu", spec=spec, n=8)
+
+
+def test_the_bootstrap_command_then_a_full_build_measures_the_estimates(tmp_path: Path) -> None:
+    """The commands a person runs: a table of one device, 'nag table bootstrap' of a new one into another store,
+    a prediction from it, then 'nag table build' on the new store measuring the estimated blocks for real."""
+    import json
+
+    from farm.store import Store
+    from tests.cli import one_line_error, run_nag
+
+    (tmp_path / "agents.yaml").write_text("adb: null\n")
+    env = {"NAG_AGENTS_CONFIG": str(tmp_path / "agents.yaml"), "NAG_CACHE_DIR": str(tmp_path / "cache")}
+    farm = ["--resolution", "64", "--executor", "threads", "--warmup", "2", "--runs", "5"]
+    source, new = str(tmp_path / "source.db"), str(tmp_path / "new.db")
+    built = run_nag("table", "build", "--kind", "ort-cpu", "--db", source, "--reference-every", "0", *farm, env=env, timeout=600)
+    assert built.returncode == 0, built.stderr[-3000:]
+    boot = ["table", "bootstrap", "--from", "ort-cpu", "--from-db", source, "--to", "ort-cpu", "--db", new, *farm]
+    done = run_nag(*boot, "--n", "8", "--json", env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert len(report["networks"]) == 8 and report["measured"] == 8 and report["failed"] == 0
+    (table,) = report["tables"]
+    assert table["n"] == 8 and table["cross_fitted"]["n"] == 8 and table["common_scale"] > 0
+    assert table["table"]["device"] == "ort-cpu" and report["source"]["device"] == "ort-cpu"
+    predicted = run_nag(
+        "table", "predict", report["networks"][0], "--db", new, "--kind", "ort-cpu", "--resolution", "64", "--json", env=env
+    )
+    assert predicted.returncode == 0, predicted.stderr
+    assert json.loads(predicted.stdout)[0]["calibrated"] is True
+    with Store(new, create=False) as store:
+        (key,) = store.tables()
+        assert store.rows(key, "block") and not any(r.measured for r in store.rows(key, "block"))  # estimates
+    rebuilt = run_nag("table", "build", "--kind", "ort-cpu", "--db", new, "--reference-every", "0", *farm, env=env, timeout=600)
+    assert rebuilt.returncode == 0 and "estimated blocks: measuring them now" in rebuilt.stderr, rebuilt.stderr[-3000:]
+    with Store(new, create=False) as store:
+        blocks = store.rows(key, "block")
+        assert blocks and all(r.measured for r in blocks) and len(store.rows(key, "network")) >= 8  # the networks stay
+    one_line_error(run_nag(*boot, "--n", "3", env=env), "--n must be an integer from 6")
+    one_line_error(
+        run_nag(*boot[:2], "--from", "nosuch", "--from-db", source, "--to", "ort-cpu", "--db", new, *farm, env=env), "nosuch"
+    )

@@ -17,6 +17,7 @@ from ai_edge_litert import schema_py_generated as schema
 
 import nag.space.tflite_graph as tflite_graph
 from agents import MeasurementSpec, agent_class
+from agents.runtimes import litert_interpreter
 from nag.errors import ExportError
 from nag.space.blocks import Block, ConvBlock, MBConvBlock
 from nag.space.export import cache_path, cached_export, export_blocks, run_exported
@@ -181,13 +182,19 @@ def test_bad_specs_are_refused(space: OFAMobileNetV3Space) -> None:
 
 def test_export_defaults_to_direct_and_litert_measures_it(space: OFAMobileNetV3Space, tmp_path: Path) -> None:
     """export_blocks writes the direct .tflite by default, checked against torch; run_exported takes and gives
-    NCHW; the litert-cpu agent feeds it NHWC inputs as an app would."""
+    NCHW; LiteRT opened as the litert-cpu agent opens it hands the whole graph to XNNPACK (one partition from
+    the input to the output), and the agent feeds it NHWC inputs as an app would."""
     blocks = space.blocks(space.parse(PNAG_80_MOBILE), resolution=160)
     result = export_blocks(blocks, fmt="tflite", out=tmp_path / "net.tflite")
     assert result.exporter == "direct" and result.max_abs_error is not None and result.max_abs_error < 1e-4
     conv = next(b for b in blocks if isinstance(b, ConvBlock) and b.name == "Conv_1")
     block_file = export_blocks(conv, fmt="tflite", out=tmp_path / "conv.tflite").path
     assert run_exported(block_file, np.zeros(conv.input_shape_nchw, dtype=np.float32)).shape == conv.output_shape_nchw
+    interpreter = litert_interpreter(result.path, num_threads=1)  # how the litert-cpu agent opens it
+    delegated = [op for op in interpreter._get_ops_details() if op["op_name"] == "DELEGATE"]
+    assert len(delegated) == 1, f"XNNPACK should run the whole graph as one partition, not {len(delegated)}"
+    assert interpreter.get_input_details()[0]["index"] in delegated[0]["inputs"]
+    assert interpreter.get_output_details()[0]["index"] in delegated[0]["outputs"]
     agent = agent_class("litert-cpu")()
     measured = agent.measure(agent.prepare(result.path), MeasurementSpec(warmup_runs=1, runs=3))
     assert measured.median_ms > 0

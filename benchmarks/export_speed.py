@@ -72,9 +72,26 @@ def _export_rows(
     return rows
 
 
-def _print_export_table(title: str, baseline: str, rows: dict[str, dict[str, float]], checked: tuple[float, float]) -> None:
+def _spread(space: Any, resolution: int, count: int) -> list[Any]:
+    """``count`` blocks spread over the ofa-mbv3 table at width 1.2."""
+    table = space.all_blocks(width=1.2, resolution=resolution)
+    return table[:: max(1, len(table) // count)][:count]
+
+
+def _export_section(
+    fmt: str, baseline: str, blocks: Sequence[Any], networks: Sequence[Any], folder: Path, *, repeats: int, resolution: int
+) -> None:  # fmt: skip
+    """Export both exporters' files (kept in ``folder``) and print the table of times and ratios."""
+    rows = _export_rows(fmt, blocks, networks, folder, repeats=repeats)
+    checked = [
+        _median_ms(items, folder, fmt=fmt, exporter="direct", repeats=1, verify=True, tag="-checked")
+        for items in (blocks, networks)
+    ]
     base, direct = rows["torch"], rows["direct"]
-    print(f"\n{title}\n")
+    print(
+        f"\n{fmt} export, ofa-mbv3 width 1.2 at {resolution} px: median of {len(blocks)} blocks and of {len(networks)} "
+        f"networks (direct: median of {repeats} exports each)\n"
+    )
     print(f"| export | direct (ms) | {baseline}, baseline (ms) | ratio |")
     print("|---|---:|---:|---:|")
     print(f"| per block | {direct['block']:.1f} | {base['block']:.0f} | {direct['block'] / base['block']:.4f}x |")
@@ -125,21 +142,10 @@ def _latencies(invokes: dict[str, Callable[[], object]], *, rounds: int, per_rou
 
 
 def _tflite_section(space: Any, args: argparse.Namespace, folder: Path) -> None:
-    table = space.all_blocks(width=1.2, resolution=args.resolution)
-    step = max(1, len(table) // args.tflite_blocks)
-    blocks = table[::step][: args.tflite_blocks]
+    blocks = _spread(space, args.resolution, args.tflite_blocks)
     archs = {"PNAG-80-Mobile": PNAG_80_MOBILE, "largest": LARGEST}
     networks = [space.blocks(space.parse(a), width=1.2, resolution=args.resolution) for a in archs.values()]
-    rows = _export_rows("tflite", blocks, networks, folder, repeats=args.repeats)
-    checked = (
-        _median_ms(blocks, folder, fmt="tflite", exporter="direct", repeats=1, verify=True, tag="-checked"),
-        _median_ms(networks, folder, fmt="tflite", exporter="direct", repeats=1, verify=True, tag="-checked"),
-    )
-    _print_export_table(
-        f".tflite export, ofa-mbv3 width 1.2 at {args.resolution} px: median of {len(blocks)} blocks and of the "
-        f"{len(networks)} networks below (direct: median of {args.repeats} exports each)",
-        "litert-torch", rows, checked,
-    )  # fmt: skip
+    _export_section("tflite", "litert-torch", blocks, networks, folder, repeats=args.repeats, resolution=args.resolution)
     print(
         f"\nLatency at {args.resolution} px, 1 thread, median ms of {args.latency_rounds} x 5 runs per runtime (rounds alternate)\n"
     )
@@ -197,20 +203,9 @@ def _kernel_rows(folder: Path, *, rounds: int) -> None:
 
 
 def _onnx_section(space: Any, args: argparse.Namespace, folder: Path) -> None:
-    table = space.all_blocks(width=1.2, resolution=args.resolution)
-    step = max(1, len(table) // args.blocks)
-    blocks = table[::step][: args.blocks]
+    blocks = _spread(space, args.resolution, args.blocks)
     networks = [space.blocks(a, width=1.2, resolution=args.resolution) for a in space.sample_many(args.networks, seed=13)]
-    rows = _export_rows("onnx", blocks, networks, folder, repeats=args.repeats)
-    checked = (
-        _median_ms(blocks, folder, fmt="onnx", exporter="direct", repeats=1, verify=True, tag="-checked"),
-        _median_ms(networks, folder, fmt="onnx", exporter="direct", repeats=1, verify=True, tag="-checked"),
-    )
-    _print_export_table(
-        f"ONNX export, ofa-mbv3 width 1.2 at {args.resolution} px: median of {len(blocks)} blocks and of "
-        f"{len(networks)} networks (direct: median of {args.repeats} exports each)",
-        "dynamo exporter", rows, checked,
-    )  # fmt: skip
+    _export_section("onnx", "dynamo exporter", blocks, networks, folder, repeats=args.repeats, resolution=args.resolution)
 
 
 def main() -> None:

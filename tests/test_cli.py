@@ -52,7 +52,7 @@ def test_arch_info_table_and_stdin() -> None:
         (["arch", "info", PNAG_80_MOBILE, "--width", "abc"], "invalid float value"),
         (["arch", "sample", "--n", "-2"], "must be >= 0"),
         (["arch", "export", PNAG_80_MOBILE, "--format", "pb", "--out", "x"], "invalid choice"),
-        (["arch", "export", PNAG_80_MOBILE, "--format", "pt2", "--exporter", "direct", "--out", "x"], "ONNX only"),
+        (["arch", "export", PNAG_80_MOBILE, "--format", "pt2", "--exporter", "direct", "--out", "x"], "ONNX and tflite only"),
         (["arch", "export-block", "Conv-input:1x1x1-output:1x1x1", "--format", "onnx", "--out", "x"], "nag arch blocks"),
         (["arch"], "required"),
         (["frobnicate"], "invalid choice"),

@@ -52,8 +52,8 @@ def _add_export_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-verify", action="store_true", help="skip running the file and comparing it with torch")
     parser.add_argument(
         "--exporter", choices=("direct", "torch"), default=None,
-        help="direct: ONNX built from the block specs, without torch (the default for onnx); "
-        "torch: torch's exporters (the reference; the default, and the only one, for tflite and pt2)",
+        help="direct: ONNX or .tflite (NHWC) built from the block specs, without torch (the default for onnx and "
+        "tflite); torch: torch's exporters (the reference; the only one for pt2)",
     )  # fmt: skip
 
 

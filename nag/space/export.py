@@ -3,12 +3,14 @@ and check the exported files.
 
 Two exporters (:data:`EXPORTERS`), chosen per call with ``exporter=``:
 
-- ``"direct"`` (the default for ONNX): the graph is built from the block specs with the ``onnx`` package
-  (:mod:`nag.space.onnx_graph`), without torch, in milliseconds. ONNX only.
-- ``"torch"`` (the reference, and the only one for ``.tflite`` and ``.pt2``): the torch module of the specs
-  is exported with torch's dynamo exporter (needs ``onnxscript``), ``litert-torch`` for ``.tflite`` (an
-  optional extra, ``pip install 'nag-farm[litert]'``), or ``torch.export``. :func:`export_model` exports a
-  given torch module (trained weights, say) this way.
+- ``"direct"`` (the default for ONNX and ``.tflite``): the graph is built from the block specs, without
+  torch, in milliseconds: ONNX with the ``onnx`` package (:mod:`nag.space.onnx_graph`, NCHW as torch's
+  exporter writes it), ``.tflite`` with the TFLite schema LiteRT ships and ``flatbuffers``
+  (:mod:`nag.space.tflite_graph`, NHWC as an app ships it). Not ``.pt2``.
+- ``"torch"`` (the reference, and the only one for ``.pt2``): the torch module of the specs is exported
+  with torch's dynamo exporter (needs ``onnxscript``), ``litert-torch`` for ``.tflite`` (an optional extra,
+  ``pip install 'nag-farm[litert]'``; NCHW input and output, with TRANSPOSE ops at both ends), or
+  ``torch.export``. :func:`export_model` exports a given torch module (trained weights, say) this way.
 
 Both give a block spec and seed the same weights (:func:`nag.space.weights.seeded_weights`). Files are
 written to a temporary name beside the target and moved into place, so a crash never leaves a half-written
@@ -53,7 +55,8 @@ __all__ = [
 ]
 
 FORMATS = ("onnx", "tflite", "pt2")
-EXPORTERS = ("direct", "torch")  # direct: ONNX built from the block specs; torch: torch's exporters (every format)
+EXPORTERS = ("direct", "torch")  # direct: ONNX and .tflite built from the block specs; torch: torch's exporters (every format)
+DIRECT_FORMATS = ("onnx", "tflite")
 
 
 # Capturing output swaps file descriptors 1 and 2, which are process-wide, and torch's exporters are not
@@ -157,9 +160,31 @@ def export_model(module: torch.nn.Module, example: torch.Tensor, *, fmt: str, ou
     return target
 
 
+def _run_tflite(path: str | os.PathLike[str], x: np.ndarray) -> np.ndarray:
+    """Run a ``.tflite`` once on ``x`` (NCHW), transposed to NHWC for a model that takes NHWC (the direct
+    exporter's, named by its input tensor, or any whose input has x's shape only as NHWC); a 4-D output of
+    such a model comes back NCHW."""
+    import numpy as np
+
+    from agents.runtimes import litert_interpreter
+    from nag.space.tflite_graph import INPUT_NAME
+
+    interpreter = litert_interpreter(path)
+    detail = interpreter.get_input_details()[0]
+    shape = tuple(int(d) for d in detail["shape"])
+    nhwc = x.ndim == 4 and (
+        detail["name"] == INPUT_NAME or (shape != x.shape and shape == (x.shape[0], *x.shape[2:], x.shape[1]))
+    )
+    interpreter.set_tensor(detail["index"], np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if nhwc else x)
+    interpreter.invoke()
+    output: np.ndarray = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    return output.transpose(0, 3, 1, 2) if nhwc and output.ndim == 4 else output
+
+
 def run_exported(path: str | os.PathLike[str], x: np.ndarray) -> np.ndarray:
-    """Run an exported file once on ``x`` (NCHW float32) in its runtime; returns the single output."""
-    from agents.runtimes import litert_interpreter, onnx_session
+    """Run an exported file once on ``x`` (NCHW float32) in its runtime; returns the single output, NCHW as
+    torch's (an NHWC ``.tflite`` gets ``x`` transposed, and gives its output back transposed)."""
+    from agents.runtimes import onnx_session
 
     suffix = Path(path).suffix
     if suffix == ".onnx":
@@ -167,10 +192,7 @@ def run_exported(path: str | os.PathLike[str], x: np.ndarray) -> np.ndarray:
         (output,) = session.run(None, {session.get_inputs()[0].name: x})
         return output
     if suffix == ".tflite":
-        interpreter = litert_interpreter(path)
-        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
-        interpreter.invoke()
-        return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+        return _run_tflite(path, x)
     if suffix == ".pt2":
         import torch
 
@@ -207,20 +229,30 @@ class ExportResult:
 
 
 def resolve_exporter(fmt: str, exporter: str | None = None) -> str:
-    """The exporter that writes ``fmt``: ``exporter`` when it can, else the default (``direct`` for ONNX)."""
+    """The exporter that writes ``fmt``: ``exporter`` when it can, else the default (``direct`` for ONNX and
+    ``.tflite``, ``torch`` for ``.pt2``)."""
     if fmt not in FORMATS:
         raise UnknownNameError(f"unknown export format {fmt!r}; valid formats: {', '.join(FORMATS)}")
     if exporter is None:
-        return "direct" if fmt == "onnx" else "torch"
+        return "direct" if fmt in DIRECT_FORMATS else "torch"
     if exporter not in EXPORTERS:
         raise UnknownNameError(f"unknown exporter {exporter!r}; valid exporters: {', '.join(EXPORTERS)}")
-    if exporter == "direct" and fmt != "onnx":
-        raise UnknownNameError(f"the direct exporter writes ONNX only, not {fmt}; use exporter 'torch' for {fmt}")
+    if exporter == "direct" and fmt not in DIRECT_FORMATS:
+        raise UnknownNameError(f"the direct exporter writes ONNX and tflite only, not {fmt}; use exporter 'torch' for {fmt}")
     return exporter
 
 
-def _export_direct(specs: Block | Sequence[Block], *, seed: int, out: Path) -> Path:
-    """Write the directly built ONNX graph of ``specs`` to ``out`` (atomically)."""
+def _export_direct(specs: Block | Sequence[Block], *, fmt: str, seed: int, out: Path) -> Path:
+    """Write the directly built ONNX or ``.tflite`` graph of ``specs`` to ``out`` (atomically)."""
+    if fmt == "tflite":
+        try:
+            import flatbuffers  # noqa: F401
+            from ai_edge_litert import schema_py_generated  # noqa: F401
+        except ImportError as exc:
+            raise MissingDependencyError("direct .tflite export needs ai-edge-litert: pip install ai-edge-litert") from exc
+        from nag.space.tflite_graph import tflite_model
+
+        return atomic_write_bytes(out, tflite_model(specs, seed=seed))
     try:
         import onnx  # noqa: F401
     except ImportError as exc:
@@ -232,16 +264,25 @@ def _export_direct(specs: Block | Sequence[Block], *, seed: int, out: Path) -> P
 
 def _check_direct(path: Path, specs: Block | Sequence[Block], seed: int) -> float | None:
     """Compare a direct export with torch's module of the same weights where torch is installed (the max abs
-    error); else run the ONNX checker with shape inference and check the output shape (None)."""
+    error); else check that the runtime loads it (LiteRT) or that the ONNX checker with shape inference
+    passes, and check the output shape (None)."""
     import importlib.util
 
     if importlib.util.find_spec("torch") is not None:
         from nag.space.models import example_input, seeded_module
 
         return verify_export(path, seeded_module(specs, seed=seed), example_input(specs, seed=seed))
+    blocks = [specs] if not isinstance(specs, Sequence) else list(specs)
+    if path.suffix == ".tflite":
+        import numpy as np
+
+        with _captured_output():  # LiteRT announces its delegate on stderr
+            output = run_exported(path, np.zeros(blocks[0].input_shape_nchw, dtype=np.float32))
+        if output.shape != tuple(blocks[-1].output_shape_nchw):
+            raise ExportError(f"{path}: output shape {output.shape} differs from the block specs' {blocks[-1].output_shape_nchw}")
+        return None
     import onnx
 
-    blocks = [specs] if not isinstance(specs, Sequence) else list(specs)
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except onnx.checker.ValidationError as exc:
@@ -259,14 +300,15 @@ def export_blocks(
 ) -> ExportResult:  # fmt: skip
     """Export one block, or a whole network given as its block list, with seeded random weights.
 
-    ``exporter``: ``"direct"`` (ONNX built from the specs; the default for ONNX) or ``"torch"`` (torch's
-    exporters; the default, and the only one, for ``.tflite`` and ``.pt2``). With ``verify`` (the default)
-    the file is run once in its runtime and compared with torch's module of the same weights; a direct
-    export on a machine without torch is checked by the ONNX checker instead (``max_abs_error`` None).
+    ``exporter``: ``"direct"`` (ONNX or ``.tflite`` built from the specs; the default for both) or ``"torch"``
+    (torch's exporters; the reference, and the only one for ``.pt2``). With ``verify`` (the default) the file
+    is run once in its runtime and compared with torch's module of the same weights; a direct export on a
+    machine without torch is checked by the ONNX checker or by loading it in LiteRT instead, and its output
+    shape (``max_abs_error`` None).
     """
     exporter = resolve_exporter(fmt, exporter)
     if exporter == "direct":
-        path = _export_direct(specs, seed=seed, out=Path(out))
+        path = _export_direct(specs, fmt=fmt, seed=seed, out=Path(out))
         error = _check_direct(path, specs, seed) if verify else None
         return ExportResult(path=path, fmt=fmt, max_abs_error=error, exporter=exporter)
     from nag.space.models import example_input, seeded_module
@@ -283,10 +325,14 @@ def default_cache_dir() -> Path:
 
 
 @functools.cache
-def _exporter_identity(exporter: str) -> str:
+def _exporter_identity(exporter: str, fmt: str) -> str:
     """What an exported file depends on besides the specs: the exporter, its version and the weights' version."""
     from nag.space.weights import WEIGHTS_VERSION
 
+    if exporter == "direct" and fmt == "tflite":
+        from nag.space.tflite_graph import GRAPH_VERSION as TFLITE_GRAPH_VERSION
+
+        return f"direct-tflite{TFLITE_GRAPH_VERSION}-weights{WEIGHTS_VERSION}"
     if exporter == "direct":
         from nag.space.onnx_graph import GRAPH_VERSION, OPSET
 
@@ -314,7 +360,7 @@ def cache_path(
 
     exporter = resolve_exporter(fmt, exporter)
     blocks = [specs] if not isinstance(specs, Sequence) else list(specs)
-    content = "|".join([fmt, str(seed), _exporter_identity(exporter), *(repr(b) for b in blocks)])
+    content = "|".join([fmt, str(seed), _exporter_identity(exporter, fmt), *(repr(b) for b in blocks)])
     digest = hashlib.sha256(content.encode()).hexdigest()[:20]
     return (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / f"{digest}-{exporter}.{fmt}"
 
@@ -327,7 +373,7 @@ def cached_export(
 
     The file is named by :func:`cache_path` (a digest of the specs' content, the format, the weight seed and
     the exporter), so the same network or block at the same setting is exported once per machine and
-    exporter. ``exporter`` as :func:`export_blocks` takes it (``direct`` for ONNX by default).
+    exporter. ``exporter`` as :func:`export_blocks` takes it (``direct`` for ONNX and ``.tflite`` by default).
     """
     target = cache_path(specs, fmt=fmt, cache_dir=cache_dir, seed=seed, exporter=exporter)
     if not target.exists():

@@ -18,7 +18,6 @@ same graph as the torch export it replaces.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +25,7 @@ import numpy as np
 
 from nag.errors import ExportError
 from nag.space.blocks import Block
-from nag.space.weights import BN_EPS, Conv, Linear, Pool, SqueezeExcite, layout, seeded_weights
+from nag.space.weights import Conv, Layer, Pool, SqueezeExcite, chained, folded, layout, param, seeded_weights, walk
 
 if TYPE_CHECKING:
     import onnx
@@ -86,29 +85,6 @@ class _Graph:
             self._hw_axes = self.constant("axes_hw", np.array([2, 3], dtype=np.int64))
         return self.node("ReduceMean", [x, self._hw_axes], hint, output, keepdims=1)
 
-    def param(self, name: str) -> np.ndarray:
-        """A weight by name, as float32 (no copy when it is already)."""
-        try:
-            value = self.weights[name]
-        except KeyError:
-            raise ExportError(f"weights lack parameter {name!r}; build them with nag.space.weights.seeded_weights") from None
-        return np.asarray(value, dtype=np.float32)
-
-
-def _folded(graph: _Graph, conv: Conv) -> tuple[np.ndarray, np.ndarray | None]:
-    """The convolution's weight and bias with its batch norm folded in (float32)."""
-    weight = graph.param(conv.weight)
-    if weight.shape != conv.weight_shape:
-        raise ExportError(f"parameter {conv.weight!r} has shape {weight.shape}; the block needs {conv.weight_shape}")
-    bias = graph.param(conv.bias) if conv.bias is not None else None
-    if conv.bn is None:
-        return weight, bias
-    gamma, beta = graph.param(f"{conv.bn}weight"), graph.param(f"{conv.bn}bias")
-    mean, var = graph.param(f"{conv.bn}running_mean"), graph.param(f"{conv.bn}running_var")
-    scale = gamma.astype(np.float64) / np.sqrt(var.astype(np.float64) + BN_EPS)  # per output channel
-    shift = beta - mean * scale + (bias * scale if bias is not None else 0.0)
-    return weight * scale.astype(np.float32)[:, None, None, None], shift.astype(np.float32)
-
 
 def _activation(graph: _Graph, x: str, act: str, output: str | None) -> str:
     if act == "relu":
@@ -119,7 +95,7 @@ def _activation(graph: _Graph, x: str, act: str, output: str | None) -> str:
 
 
 def _conv(graph: _Graph, x: str, conv: Conv, output: str | None) -> str:
-    weight, bias = _folded(graph, conv)
+    weight, bias = folded(graph.weights, conv)
     inputs = [x, graph.constant(conv.weight, weight)]
     if bias is not None:
         inputs.append(graph.constant(f"{conv.weight}_bias", bias))
@@ -138,7 +114,7 @@ def _squeeze_excite(graph: _Graph, x: str, se: SqueezeExcite, output: str | None
     return graph.node("Mul", [x, gate], "se", output)
 
 
-def _layer(graph: _Graph, x: str, layer: Conv | SqueezeExcite | Pool | Linear, output: str | None) -> str:
+def _layer(graph: _Graph, x: str, layer: Layer, output: str | None) -> str:
     if isinstance(layer, Conv):
         return _conv(graph, x, layer, output)
     if isinstance(layer, SqueezeExcite):
@@ -146,7 +122,7 @@ def _layer(graph: _Graph, x: str, layer: Conv | SqueezeExcite | Pool | Linear, o
     if isinstance(layer, Pool):
         return graph.mean_hw(x, "mean", output)
     flat = graph.node("Flatten", [x], "flatten", axis=1)
-    weight, bias = graph.param(layer.weight), graph.param(layer.bias)
+    weight, bias = param(graph.weights, layer.weight), param(graph.weights, layer.bias)
     inputs = [flat, graph.constant(layer.weight, weight), graph.constant(layer.bias, bias)]
     return graph.node("Gemm", inputs, "linear", output, transB=1)
 
@@ -154,25 +130,13 @@ def _layer(graph: _Graph, x: str, layer: Conv | SqueezeExcite | Pool | Linear, o
 def build_onnx(specs: Block | Sequence[Block], weights: dict[str, np.ndarray]) -> onnx.ModelProto:
     """The ONNX model of a block, or of a network given as its block list, with these weights (by OFA
     parameter name, batch norms unfolded: what :func:`nag.space.weights.seeded_weights` returns)."""
-    blocks = list(specs) if isinstance(specs, Sequence) else [specs]
-    if not blocks:
-        raise ExportError("cannot build a network of no blocks")
-    for before, after in itertools.pairwise(blocks):
-        if tuple(before.output_shape_nchw) != tuple(after.input_shape_nchw):
-            raise ExportError(
-                f"block {after.key!r} takes {after.input_shape_nchw} (NCHW), but the block before it, "
-                f"{before.key!r}, gives {before.output_shape_nchw}; a network's blocks must chain"
-            )
+    blocks = chained(specs)
     graph = _Graph(weights)
-    units = layout(specs)
-    x = "input"
-    for number, unit in enumerate(units):
-        unit_input, last_unit = x, number == len(units) - 1
-        for index, layer in enumerate(unit.layers):
-            is_output = last_unit and not unit.residual and index == len(unit.layers) - 1
-            x = _layer(graph, x, layer, "output" if is_output else None)
-        if unit.residual:
-            x = graph.node("Add", [x, unit_input], "add", "output" if last_unit else None)
+    walk(
+        layout(specs), "input",
+        layer=lambda x, layer, last: _layer(graph, x, layer, "output" if last else None),
+        add=lambda x, skip, last: graph.node("Add", [x, skip], "add", "output" if last else None),
+    )  # fmt: skip
     graph.io("input", blocks[0].input_shape_nchw, output=False)
     graph.io("output", blocks[-1].output_shape_nchw, output=True)
     return graph.model

@@ -1,5 +1,9 @@
 """The layer layout of block specs and their seeded weights, by OFA's parameter names (numpy, no torch).
 
+What the direct exporters (:mod:`nag.space.onnx_graph`, :mod:`nag.space.tflite_graph`) share lives here too:
+:func:`chained` (a network's blocks must fit each other), :func:`walk` (the order of layers and residual
+additions), :func:`param` and :func:`folded` (a weight by name; a convolution with its batch norm folded in).
+
 :func:`layout` lists the layers of a block, or of a network given as its block list, with the full name of
 every parameter, as the torch modules of :mod:`nag.space.models` name them (``first_conv.conv.weight``,
 ``blocks.3.mobile_inverted_conv.depth_conv.se.fc.reduce.bias``, ``classifier.linear.weight``, ...).
@@ -14,8 +18,10 @@ which a wrongly converted normalisation could not hide.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -33,8 +39,12 @@ __all__ = [
     "SqueezeExcite",
     "Unit",
     "block_prefixes",
+    "chained",
+    "folded",
     "layout",
+    "param",
     "seeded_weights",
+    "walk",
 ]
 
 BN_EPS = 1e-5  # torch's BatchNorm2d default, which OFA's layers keep
@@ -228,3 +238,57 @@ def seeded_weights(specs: Block | Sequence[Block], *, seed: int = 0) -> dict[str
                 weights[layer.bias] = _normal(rng, layer.out_features, 0.1)
         size = float(np.hypot(size, 1.0)) if unit.residual else 1.0
     return weights
+
+
+def chained(specs: Block | Sequence[Block]) -> list[Block]:
+    """The blocks of one block or of a network, checked to chain (each takes what the one before gives)."""
+    blocks = list(specs) if isinstance(specs, Sequence) else [specs]
+    if not blocks:
+        raise ExportError("cannot build a network of no blocks")
+    for before, after in itertools.pairwise(blocks):
+        if tuple(before.output_shape_nchw) != tuple(after.input_shape_nchw):
+            raise ExportError(
+                f"block {after.key!r} takes {after.input_shape_nchw} (NCHW), but the block before it, "
+                f"{before.key!r}, gives {before.output_shape_nchw}; a network's blocks must chain"
+            )
+    return blocks
+
+
+T = TypeVar("T")
+
+
+def walk(units: Sequence[Unit], x: T, *, layer: Callable[[T, Layer, bool], T], add: Callable[[T, T, bool], T]) -> T:
+    """Emit a graph's layers in order: ``layer(x, layer, is_output)`` for each layer of each unit, then
+    ``add(x, unit_input, is_output)`` after a residual unit; ``is_output`` marks the graph's last value."""
+    for number, unit in enumerate(units):
+        unit_input, last_unit = x, number == len(units) - 1
+        for index, item in enumerate(unit.layers):
+            x = layer(x, item, last_unit and not unit.residual and index == len(unit.layers) - 1)
+        if unit.residual:
+            x = add(x, unit_input, last_unit)
+    return x
+
+
+def param(weights: Mapping[str, np.ndarray], name: str) -> np.ndarray:
+    """A weight by name, as float32 (no copy when it is already)."""
+    try:
+        value = weights[name]
+    except KeyError:
+        raise ExportError(f"weights lack parameter {name!r}; build them with nag.space.weights.seeded_weights") from None
+    return np.asarray(value, dtype=np.float32)
+
+
+def folded(weights: Mapping[str, np.ndarray], conv: Conv) -> tuple[np.ndarray, np.ndarray | None]:
+    """The convolution's (out, in / groups, k, k) weight and its bias with its batch norm folded in
+    (float32): weights scaled per output channel, the shift as the bias. None when it has neither."""
+    weight = param(weights, conv.weight)
+    if weight.shape != conv.weight_shape:
+        raise ExportError(f"parameter {conv.weight!r} has shape {weight.shape}; the block needs {conv.weight_shape}")
+    bias = param(weights, conv.bias) if conv.bias is not None else None
+    if conv.bn is None:
+        return weight, bias
+    gamma, beta = param(weights, f"{conv.bn}weight"), param(weights, f"{conv.bn}bias")
+    mean, var = param(weights, f"{conv.bn}running_mean"), param(weights, f"{conv.bn}running_var")
+    scale = gamma.astype(np.float64) / np.sqrt(var.astype(np.float64) + BN_EPS)  # per output channel
+    shift = beta - mean * scale + (bias * scale if bias is not None else 0.0)
+    return weight * scale.astype(np.float32)[:, None, None, None], shift.astype(np.float32)

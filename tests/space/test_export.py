@@ -60,19 +60,23 @@ def test_each_block_kind_onnx_round_trip(space: OFAMobileNetV3Space, tmp_path: P
         assert out.shape == block.output_shape_nchw, block.key
 
 
-@needs_litert_torch
 def test_network_tflite_round_trip(space: OFAMobileNetV3Space, tmp_path: Path) -> None:
     blocks = space.blocks(space.parse(PNAG_80_MOBILE), resolution=160)
     result = export_blocks(blocks, fmt="tflite", out=tmp_path / "net.tflite")
-    assert result.max_abs_error is not None and result.max_abs_error < 1e-3
+    assert result.exporter == "direct" and result.max_abs_error is not None and result.max_abs_error < 1e-3
     assert run_exported(result.path, example_input(blocks).numpy()).shape == (1, 1000)
 
 
 @needs_litert_torch
-def test_blocks_tflite_round_trip(space: OFAMobileNetV3Space, tmp_path: Path) -> None:
+def test_blocks_tflite_round_trip_through_litert_torch(space: OFAMobileNetV3Space, tmp_path: Path) -> None:
+    """The reference path: litert-torch's file (NCHW, TRANSPOSE at both ends) computes what the direct one does."""
     for n, block in enumerate(_one_of_each_kind(space)[2:5]):  # SE/h-swish MBConv, strided MBConv, Conv_1
-        result = export_blocks(block, fmt="tflite", out=tmp_path / f"b{n}.tflite")
-        assert result.max_abs_error is not None and result.max_abs_error < 1e-3, block.key
+        result = export_blocks(block, fmt="tflite", out=tmp_path / f"b{n}.tflite", exporter="torch")
+        assert result.exporter == "torch" and result.max_abs_error is not None and result.max_abs_error < 1e-3, block.key
+        direct = export_blocks(block, fmt="tflite", out=tmp_path / f"d{n}.tflite", verify=False).path
+        x = np.random.default_rng(n).standard_normal(block.input_shape_nchw).astype(np.float32)
+        expected = run_exported(result.path, x)
+        np.testing.assert_allclose(run_exported(direct, x), expected, atol=1e-5 * max(1.0, float(np.abs(expected).max())))
 
 
 def test_unknown_format_and_failed_export_leave_no_file(space: OFAMobileNetV3Space, tmp_path: Path) -> None:
@@ -109,7 +113,8 @@ def test_cache_names_carry_the_exporter_and_the_content(tmp_path: Path) -> None:
     paths = {cache_path(b, fmt="onnx", cache_dir=tmp_path, exporter=e) for b in (block, relu) for e in ("direct", "torch")}
     assert len(paths) == 4
     assert cache_path(block, fmt="onnx", cache_dir=tmp_path).name.endswith("-direct.onnx")
-    assert cache_path(block, fmt="tflite", cache_dir=tmp_path).name.endswith("-torch.tflite")
+    assert cache_path(block, fmt="tflite", cache_dir=tmp_path).name.endswith("-direct.tflite")
+    assert cache_path(block, fmt="tflite", cache_dir=tmp_path, exporter="torch").name.endswith("-torch.tflite")
     assert cache_path(block, fmt="onnx", cache_dir=tmp_path, seed=1) != cache_path(block, fmt="onnx", cache_dir=tmp_path)
     first = cached_export(block, fmt="onnx", cache_dir=tmp_path)
     stamp = first.stat().st_mtime_ns
@@ -121,7 +126,7 @@ def test_cache_names_carry_the_exporter_and_the_content(tmp_path: Path) -> None:
 
 def test_exporter_choices_are_checked(space: OFAMobileNetV3Space, tmp_path: Path) -> None:
     block = space.all_blocks(resolution=128)[0]
-    with pytest.raises(UnknownNameError, match="the direct exporter writes ONNX only, not pt2"):
+    with pytest.raises(UnknownNameError, match="the direct exporter writes ONNX and tflite only, not pt2"):
         export_blocks(block, fmt="pt2", out=tmp_path / "x.pt2", exporter="direct")
     with pytest.raises(UnknownNameError, match="valid exporters: direct, torch"):
         cache_path(block, fmt="onnx", exporter="dynamo")

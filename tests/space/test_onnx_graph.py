@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,83 +16,33 @@ import pytest
 import torch
 
 from nag.errors import ExportError
-from nag.space.blocks import Block, ConvBlock, LinearBlock, MBConvBlock, PoolBlock
+from nag.space.blocks import Block
 from nag.space.export import export_blocks, verify_export
-from nag.space.models import build_block, build_network, example_input, load_weights, seeded_module
+from nag.space.models import build_block, example_input, load_weights, seeded_module
 from nag.space.ofa_mbv3 import OFAMobileNetV3Space
 from nag.space.onnx_graph import OPSET, build_onnx, onnx_model
 from nag.space.weights import seeded_weights
 from tests.conftest import PNAG_80_MOBILE
+from tests.space.torch_reference import ErrorLog, blocks_of_every_kind
 
-ERRORS: list[tuple[str, float, float]] = []  # (what, max abs error, max |output|), printed at the end of the module
 
-
-def _max_error(specs: Block | Sequence[Block], weights: dict[str, np.ndarray], *, inputs: int = 2) -> tuple[float, float]:
-    """Max |ONNX Runtime - torch| over random inputs, and the largest |torch output| (the scale)."""
+def _onnx_runner(specs: Block | Sequence[Block], weights: dict[str, np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
     session = ort.InferenceSession(build_onnx(specs, weights).SerializeToString(), providers=["CPUExecutionProvider"])
-    module = build_network(specs) if isinstance(specs, Sequence) else build_block(specs)
-    load_weights(module, {name: value.copy() for name, value in weights.items()}).eval()
-    first = specs[0] if isinstance(specs, Sequence) else specs
-    rng = np.random.default_rng(7)
-    error = scale = 0.0
-    for _ in range(inputs):
-        x = rng.standard_normal(first.input_shape_nchw).astype(np.float32)
-        with torch.no_grad():
-            expected = module(torch.from_numpy(x)).numpy()
-        (actual,) = session.run(None, {"input": x})
-        assert actual.shape == expected.shape
-        error = max(error, float(np.abs(actual - expected).max()))
-        scale = max(scale, float(np.abs(expected).max()))
-    return error, scale
+    return lambda x: session.run(None, {"input": x})[0]
 
 
-def _check(what: str, specs: Block | Sequence[Block], seed: int = 0) -> None:
-    error, scale = _max_error(specs, seeded_weights(specs, seed=seed))
-    ERRORS.append((what, error, scale))
-    assert scale > 0.1, f"{what}: outputs near zero would hide a wrong graph"
-    assert error <= 1e-5 * max(1.0, scale), f"{what}: max abs error {error:.3g} at output scale {scale:.3g}"
+LOG = ErrorLog("direct ONNX vs torch", _onnx_runner)
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _report_errors() -> object:
     yield
-    print("\ndirect ONNX vs torch, max abs error (max |output|):")
-    for what, error, scale in ERRORS:
-        print(f"  {what:60} {error:.2e} ({scale:.3g})")
-
-
-def _blocks_of_every_kind(space: OFAMobileNetV3Space, resolution: int) -> dict[str, Block]:
-    blocks = space.all_blocks(width=1.2, resolution=resolution)
-    mbconv = [b for b in blocks if isinstance(b, MBConvBlock)]
-    by_name = {b.name: b for b in blocks if isinstance(b, ConvBlock)}
-    return {
-        "stem conv, BN, h-swish, stride 2": by_name["Conv"],
-        "MBConv expand 1, ReLU, skip": mbconv[0],
-        "MBConv stride 2, ReLU, no SE": next(b for b in mbconv if b.stride == 2 and not b.se and b.act == "relu"),
-        "MBConv SE, ReLU, stride 2": next(b for b in mbconv if b.se and b.act == "relu" and b.stride == 2),
-        "MBConv SE, h-swish, skip, kernel 7": next(b for b in mbconv if b.se and b.act == "h_swish" and b.residual and b.kernel == 7),
-        "MBConv h-swish, no SE, skip, expand 6": next(b for b in mbconv if not b.se and b.act == "h_swish" and b.residual and b.expand_ratio == 6),
-        "final expand conv 1x1, BN, h-swish": by_name["Conv_1"],
-        "global average pool": next(b for b in blocks if isinstance(b, PoolBlock)),
-        "feature mix conv, no BN, h-swish": by_name["Conv_2"],
-        "classifier": next(b for b in blocks if isinstance(b, LinearBlock)),
-        # Not in ofa-mbv3, but ConvBlock allows them: a biased conv without BN, ReLU and no activation.
-        "conv with bias, no BN, ReLU": ConvBlock(
-            name="Conv", in_size=9, in_channels=5, out_channels=12, kernel=3, stride=1, act="relu", batch_norm=False, bias=True
-        ),
-        "conv with BN, no activation, kernel 5": ConvBlock(
-            name="Conv", in_size=11, in_channels=4, out_channels=8, kernel=5, stride=2, act="none"
-        ),
-        "MBConv expand 3, SE, no activation": MBConvBlock(
-            in_size=8, in_channels=16, out_channels=16, expand_ratio=3, kernel=5, stride=1, se=True, act="none"
-        ),
-    }  # fmt: skip
+    LOG.print()
 
 
 @pytest.mark.parametrize("resolution", [160, 224])
 def test_every_block_kind_matches_torch(space: OFAMobileNetV3Space, resolution: int) -> None:
-    for what, block in _blocks_of_every_kind(space, resolution).items():
-        _check(f"{what} @ {resolution}", block, seed=resolution)
+    LOG.check_every_kind(space, resolution)
 
 
 @pytest.mark.parametrize(
@@ -101,7 +51,7 @@ def test_every_block_kind_matches_torch(space: OFAMobileNetV3Space, resolution: 
 )
 def test_whole_networks_match_torch(space: OFAMobileNetV3Space, arch: str, width: float, resolution: int) -> None:
     parsed = space.sample_many(3, seed=5)[int(arch[7:])] if arch.startswith("sample:") else space.parse(arch)
-    _check(f"network {arch} (width {width}) @ {resolution}", space.blocks(parsed, width=width, resolution=resolution))
+    LOG.check(f"network {arch} (width {width}) @ {resolution}", space.blocks(parsed, width=width, resolution=resolution))
 
 
 @pytest.mark.parametrize(
@@ -133,7 +83,7 @@ def test_a_wrong_graph_is_caught(space: OFAMobileNetV3Space, name: str, tmp_path
 
 
 def test_graph_form(space: OFAMobileNetV3Space) -> None:
-    block = _blocks_of_every_kind(space, 160)["MBConv SE, h-swish, skip, kernel 7"]
+    block = blocks_of_every_kind(space, 160)["MBConv SE, h-swish, skip, kernel 7"]
     model = onnx_model(block)
     onnx.checker.check_model(model, full_check=True)
     assert [(o.domain, o.version) for o in model.opset_import] == [("", OPSET)]
@@ -151,7 +101,7 @@ def test_graph_form(space: OFAMobileNetV3Space) -> None:
 
 def test_same_ops_as_torchs_dynamo_export(space: OFAMobileNetV3Space, tmp_path: Path) -> None:
     """The graph an app ships: torch's exporter folds batch norm too, and emits the same operators."""
-    for block in list(_blocks_of_every_kind(space, 160).values())[:5]:
+    for block in list(blocks_of_every_kind(space, 160).values())[:5]:
         reference = export_blocks(block, fmt="onnx", out=tmp_path / "torch.onnx", exporter="torch", verify=False).path
         torch_ops = Counter(node.op_type for node in onnx.load(str(reference)).graph.node)
         assert Counter(node.op_type for node in onnx_model(block).graph.node) == torch_ops, block.key

@@ -233,7 +233,7 @@ class LutPredictor:
         use_calibration: bool = True,
         quantile: float | None = None,
     ) -> None:
-        self._quantile = check_quantile(quantile)
+        self._quantile: float | None = None
         if statistic not in STATISTICS:
             raise SettingError(f"statistic must be one of {', '.join(STATISTICS)}, got {statistic!r}")
         rows = store.rows(table, "block")
@@ -258,6 +258,9 @@ class LutPredictor:
                 f"the calibration of {table.label()} was fitted on {self._calibration.statistic} sums, but this predictor "
                 f"sums {self._statistic}s; use statistic={self._calibration.statistic!r}, or refit the calibration"
             )
+        # a measured table's entry without a measurement is an estimate ('nag table bootstrap' writes them)
+        self._estimated = table.is_measured and any(not row.measured for row in rows)
+        self._quantile = self._checked_quantile(quantile)
 
     # -- a portable copy (for run directories) ----------------------------------------------------------
     KIND: ClassVar[str] = "lut"  # the registry name (nag.search.rundir.LATENCY_KINDS)
@@ -275,6 +278,7 @@ class LutPredictor:
             "calibration": None if self._calibration is None else self._calibration.to_dict(),
             "store": str(self._store_path),
             "quantile": self._quantile,
+            "estimated": self._estimated,
         }
 
     @classmethod
@@ -290,8 +294,24 @@ class LutPredictor:
         predictor._values = {str(k): float(v) for k, v in value["values_ms"].items()}
         predictor._std_errors = {str(k): float(v) for k, v in value["std_errors_ms"].items()}
         predictor._calibration = None if value["calibration"] is None else Calibration.from_dict(value["calibration"])
-        predictor._quantile = check_quantile(value.get("quantile"))  # absent before --budget-quantile existed
+        predictor._estimated = bool(value.get("estimated", False))  # absent before 'nag table bootstrap' existed
+        predictor._quantile = predictor._checked_quantile(value.get("quantile"))  # absent before --budget-quantile
         return predictor
+
+    def _checked_quantile(self, q: object) -> float | None:
+        quantile = check_quantile(q)
+        if quantile is not None and self._calibration is None:
+            raise SettingError(
+                f"a budget quantile needs a calibrated table: {self._table.label()} has no calibration, and the spread of "
+                "an uncalibrated block sum leaves out how far sums stray from whole networks; run 'nag table validate' "
+                "on it first (it fits the calibration and its residual spread)"
+            )
+        return quantile
+
+    @property
+    def estimated(self) -> bool:
+        """True when the table's blocks are (partly) estimates, not measurements: a bootstrapped table."""
+        return self._estimated
 
     @property
     def quantile(self) -> float | None:
@@ -301,7 +321,7 @@ class LutPredictor:
     def with_quantile(self, q: float | None) -> LutPredictor:
         """A copy whose :meth:`predict_ms` answers the ``q``-quantile of each latency (None: the point estimate)."""
         predictor = copy.copy(self)
-        predictor._quantile = check_quantile(q)
+        predictor._quantile = self._checked_quantile(q)
         return predictor
 
     @property

@@ -31,7 +31,7 @@ def _check_pairs(predicted: Sequence[float], measured: Sequence[float], *, minim
         )
         if bad is not None:
             raise ValidationInputError(f"every {name} latency must be a finite number of ms > 0, got {bad!r}")
-    return p, m
+    return [float(v) for v in p], [float(v) for v in m]  # numpy scalars too: plain floats from here on
 
 
 def _sign(value: float) -> int:

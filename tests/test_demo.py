@@ -92,6 +92,13 @@ def test_the_default_demo_searches_the_dynast_rows_at_farm_latencies(dynast_demo
         assert float(row["measured_ms"]) == pytest.approx(measured[row["arch"]])
         assert float(row["top1"]) == pytest.approx(estimate, abs=1e-12)
         assert (row["feasible"] == "True") == (float(row["latency_ms"]) <= float(row["budget_ms"]))
+    # The machine's speed now against the table's build: the references' median ratio, applied to the predictions.
+    rescale = first.rescale
+    ratios = sorted(r["now_ms"] / r["build_ms"] for r in rescale["references"])
+    assert rescale["factor"] == pytest.approx(ratios[len(ratios) // 2]) and rescale["low"] <= rescale["factor"] <= rescale["high"]
+    for row in generated:
+        assert float(row["rescaled_ms"]) == pytest.approx(float(row["latency_ms"]) * rescale["factor"], rel=1e-9)
+    assert "Predicted now" in page and f"{rescale['factor']:.3f}" in page
     fit = summary["accuracy"]["cross_fit"]  # the predictor's cross-fitted error, as FIT.md reports it
     assert (round(fit["rmse_points"], 3), round(fit["kendall_tau"], 3), fit["n"]) == (0.065, 0.965, len(archs))
     assert "top-1 (predictor estimate)" in page and "RMSE 0.065 points" in page

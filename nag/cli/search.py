@@ -187,6 +187,7 @@ def farm_latency(args: argparse.Namespace) -> Any:
         )
         predictor = LutPredictor(store, table, quantile=args.budget_quantile)
     calibrated = " (calibrated)" if predictor.calibration else " (uncalibrated)"
+    calibrated += ", its blocks estimated by 'nag table bootstrap'" if predictor.estimated else ""
     quantile = "" if predictor.quantile is None else f", its {predictor.quantile:g}-quantile"
     print(f"latency from table {table.label()}{calibrated}{quantile}", file=sys.stderr)
     return predictor

@@ -342,6 +342,7 @@ def _predict(args: argparse.Namespace) -> int:
         {
             "arch": arch, "latency_ms": _sig(ms), "std_ms": _sig(std), "low_ms": _sig(low), "high_ms": _sig(high),
             "calibrated": calibrated, "drifted": None if drift is None else drift.drifted,
+            "estimated": predictor.estimated,
         }
         for arch, (ms, std), (_, low, high) in zip(archs, estimates, intervals, strict=True)
     ]  # fmt: skip
@@ -359,6 +360,12 @@ def _predict(args: argparse.Namespace) -> int:
         )
     if drift is not None:
         print(_drift_line(drift), file=sys.stderr)
+    if predictor.estimated:
+        print(
+            f"note: {table.label()}'s blocks are estimates from 'nag table bootstrap' (scaled from another device's table); "
+            "'nag table build' measures them",
+            file=sys.stderr,
+        )
     if args.json:
         print_json(rows)
     else:

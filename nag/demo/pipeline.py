@@ -124,9 +124,10 @@ class DemoRun:
     def latency(self) -> Any:
         """Block table and validation networks on the farm; the table's calibrated predictor."""
         from farm.crossval import cross_validated
+        from farm.drift import build_with_references
         from farm.lut import LutPredictor
         from farm.progress import job_progress
-        from farm.tables import block_tasks, build_tables, validate_tables, validation_archs
+        from farm.tables import block_tasks, validate_tables, validation_archs
 
         c, width = self.c, self.c.network_width
         with self.stage(f"latency table ({c.kind}, w{width:.1f}, {c.resolution} px)") as info:
@@ -134,10 +135,11 @@ class DemoRun:
             networks = validation_archs(SPACE, c.validate_networks, seed=c.seed)
             self._prefetch(blocks + self._network_tasks(networks))
             with job_progress(len(blocks), f"{c.kind} blocks", enabled=self.progress) as update:
-                built = build_tables(
+                # the reference networks at its start, middle and end: the generate stage compares them with now
+                built = build_with_references(
                     self.farm, self.store, space=SPACE, width=width, resolutions=[c.resolution], kind=c.kind, spec=self.spec,
                     on_progress=update,
-                )  # fmt: skip
+                ).report  # fmt: skip
             with job_progress(len(networks), f"{c.kind} networks", enabled=self.progress) as update:
                 outcome = validate_tables(
                     self.farm, self.store, space=SPACE, width=width, resolution=c.resolution, kind=c.kind,
@@ -211,6 +213,7 @@ class DemoRun:
     # -- 4. generate -------------------------------------------------------------------------------------------
     def generate(self, run_dir: Path, labels: Labels, predictor: Any) -> None:
         """One inference per budget; each answer measured on the farm and scored; the generator's raw draws."""
+        from farm.drift import rescale
         from farm.lut import network_latencies
         from farm.progress import job_progress
         from farm.tables import measure_tasks
@@ -252,10 +255,16 @@ class DemoRun:
             ]
             uniform = get_space(SPACE).sample_many(c.histogram_samples, seed=c.seed + 1)
             self.result.uniform_ms = predictor.predict_ms(uniform)
+            # The machine may run faster or slower now than while the table was built: the references say by how much.
+            now = rescale(self.farm, self.store, predictor.table, spec=self.spec)
+            self.result.rescale = now.to_dict()
+            for row in generated:
+                row["rescaled_ms"] = row["latency_ms"] * now.factor  # the table's prediction, at the machine's speed now
             within = sum(g["measured_ms"] <= g["budget_ms"] for g in generated)
             info["detail"] = (
                 f"{len(generated)} architectures, median {sorted(g['time_ms'] for g in generated)[len(generated) // 2]:.1f} ms "
-                f"per budget; {within}/{len(generated)} within budget as measured"
+                f"per budget; {within}/{len(generated)} within budget as measured; the references run x{now.factor:.3f} "
+                f"(band {now.low:.3f}-{now.high:.3f}) of their speed while the table was built"
             )
 
 

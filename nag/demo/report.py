@@ -28,7 +28,7 @@ from nag.reporting import STYLE, csv_bytes, html_table, img_tag, pareto_front, p
 
 __all__ = ["p_text", "quantile_bins", "render_directory", "spearman", "write_report"]
 
-GENERATED_COLUMNS = ("budget_ms", "arch", "latency_ms", "measured_ms", "accuracy", "top1", "feasible", "time_ms")
+GENERATED_COLUMNS = ("budget_ms", "arch", "latency_ms", "rescaled_ms", "measured_ms", "accuracy", "top1", "feasible", "time_ms")
 
 
 def quantile_bins(xs: Sequence[float], ys: Sequence[float], bins: int = 5) -> list[dict[str, float]]:
@@ -272,6 +272,19 @@ def _generated_note(result: DemoResult) -> str:
     )
 
 
+def _rescale_note(result: DemoResult) -> str:
+    """Whether the machine ran at the table's speed when the generated networks were measured, and by how much not."""
+    r = result.rescale
+    if not r:
+        return ""
+    return (
+        f'"Predicted now" is the table\'s prediction times {r["factor"]:.3f} (band {r["low"]:.3f}-{r["high"]:.3f}): the median '
+        f"ratio of the {len(r['references'])} reference networks measured just now to the same networks measured while the "
+        "table was built. A gap between the predicted and the measured latency that this factor closes is the machine's "
+        "speed changing between the two (load, frequency, temperature), not an error of the table."
+    )
+
+
 def _files_note(result: DemoResult) -> str:
     files = ["sampled.csv", "generated.csv", "summary.json", "demo.json", *result.files.values(), "latency.db (SQLite)"]
     if not _dynast(result) and result.config.checkpoint is None:
@@ -291,13 +304,17 @@ def render_html(result: DemoResult, summary: dict[str, Any], pngs: dict[str, byt
         [[s.name, f"{s.seconds:.1f}", "yes" if s.reused else "no", s.detail] for s in result.stages],
         text_columns=(0, 3),
     )
-    columns = ["budget (ms)", "predicted (ms)", "measured (ms)", f"top-1 ({_scored_name(result)})", "search estimate"]
+    columns = [
+        "budget (ms)", "predicted (ms)", "predicted now (ms)", "measured (ms)", f"top-1 ({_scored_name(result)})",
+        "search estimate",
+    ]  # fmt: skip
     generated = html_table(
         [*columns, "feasible", "inference (ms)", "architecture"],
         [
             [
                 f"{g['budget_ms']:g}",
                 f"{g['latency_ms']:.3f}",
+                "n/a" if g.get("rescaled_ms") is None else f"{g['rescaled_ms']:.3f}",
                 f"{g['measured_ms']:.3f}",
                 _pct(g["top1"], 2),
                 _pct(g["accuracy"], 2),
@@ -307,7 +324,7 @@ def render_html(result: DemoResult, summary: dict[str, Any], pngs: dict[str, byt
             ]
             for g in result.generated
         ],
-        text_columns=(7,),
+        text_columns=(8,),
     )
     quintiles = html_table(
         ["latency quintile", "mean latency (ms)", "mean top-1", "s.e.", "rows"],
@@ -335,7 +352,8 @@ def render_html(result: DemoResult, summary: dict[str, Any], pngs: dict[str, byt
 {quintiles}
 
 <h2>Generated architectures</h2>
-<p>One generator inference per budget, then each network measured on the farm. {_generated_note(result)}</p>
+<p>One generator inference per budget, then each network measured on the farm. {_generated_note(result)}
+{_rescale_note(result)}</p>
 {generated}
 
 <h2>Latency histograms (as the paper's Fig. 3)</h2>

@@ -49,6 +49,7 @@ class DemoResult:
     search: dict[str, Any] = field(default_factory=dict)  # the search run's headline metrics
     summary: dict[str, Any] = field(default_factory=dict)  # the report's numbers (summary.json), once written
     files: dict[str, str] = field(default_factory=dict)  # output files named per run (e.g. the subnets' tables)
+    rescale: dict[str, Any] = field(default_factory=dict)  # the references now against the build (farm.drift.Rescale)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of everything but ``out`` and ``summary`` (the report recomputes the summary)."""
@@ -63,10 +64,13 @@ class DemoResult:
     def from_dict(cls, out: Path, value: dict[str, Any]) -> DemoResult:
         """The result :meth:`to_dict` wrote, placed in ``out``."""
         stages = [Stage(**s) for s in value["stages"]]
-        return cls(out=out, config=DemoConfig.from_dict(value["config"]), stages=stages, **{n: value[n] for n in _PLAIN})
+        optional = {n: value[n] for n in _ADDED if n in value}  # absent from an older demo.json
+        plain = {n: value[n] for n in _PLAIN if n not in _ADDED}
+        return cls(out=out, config=DemoConfig.from_dict(value["config"]), stages=stages, **plain, **optional)
 
 
-_PLAIN = ("table", "accuracy", "sampled", "generated", "proposals", "uniform_ms", "search", "files")
+_PLAIN = ("table", "accuracy", "sampled", "generated", "proposals", "uniform_ms", "search", "files", "rescale")
+_ADDED = ("rescale",)  # fields later than the first demo.json
 
 
 def save_result(result: DemoResult) -> Path:

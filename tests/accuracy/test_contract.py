@@ -108,9 +108,3 @@ def test_declared_capabilities_hold(opened: OpenedSource) -> None:
     if isinstance(source, StorableFitSource):
         again = type(source).from_arrays(source.to_arrays())  # type: ignore[attr-defined]
         assert again.accuracy(archs) == pytest.approx(source.accuracy(archs), abs=1e-12)
-
-
-def test_the_registry_says_how_fast_and_how_named(opened: OpenedSource) -> None:
-    kind = opened.spec.partition(":")[0]
-    assert opened.fast == ACCURACY_KINDS[kind][2]
-    assert ACCURACY_KINDS[kind][1] == (opened.spec != kind)  # a target exactly when the kind needs one

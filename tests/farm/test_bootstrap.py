@@ -98,8 +98,9 @@ def test_a_bootstrapped_table_is_measured_fitted_and_read_like_any_other(tmp_pat
     from farm.client import Farm
     from farm.errors import TableConflictError
     from farm.lut import LutPredictor, network_latencies
+    from farm.scheduler import Task
     from farm.store import Store
-    from farm.tables import build_tables
+    from farm.tables import build_tables, measure_tasks
 
     blocks = get_space(SPACE).all_blocks(width=WIDTH, resolution=64)
     spec = MeasurementSpec(warmup_runs=3, runs=7)
@@ -128,7 +129,12 @@ def test_a_bootstrapped_table_is_measured_fitted_and_read_like_any_other(tmp_pat
         reported = outcome.to_dict()
         assert reported["tables"][0]["n"] == 8 and reported["tables"][0]["cross_fitted"]["n"] == 8
         assert len(reported["networks"]) == 8 and reported["tables"][0]["label"] == target.label()
-        with pytest.raises(TableConflictError, match="already holds blocks"):
+        again = bootstrap_table(farm, store, source=source, kind="ort-cpu", spec=spec, n=8)  # its own estimates: rewritten
+        assert list(again.fits) == [target] and again.report.done == 0  # the networks are not measured twice
+        store.delete_entries(target, "block", [blocks[0].key])  # one block measured for real: the device has a table
+        task = Task(SPACE, WIDTH, 64, "block", blocks[0].key)
+        measure_tasks(farm, store, [task], kind="ort-cpu", spec=spec, description="one block")
+        with pytest.raises(TableConflictError, match="already holds measured blocks"):
             bootstrap_table(farm, store, source=source, kind="ort-cpu", spec=spec, n=8)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from nag.errors import NagError
-from nag.latency import LatencyPredictor, StorableLatencyPredictor
+from nag.latency import LatencyPredictor, QuantileLatencyPredictor, StorableLatencyPredictor
 from nag.search.rundir import LATENCY_KINDS, check_storable, load_latency
 from nag.space import get_space
 
@@ -34,12 +34,14 @@ def _additive(folder: Path) -> LatencyPredictor:
 
 
 def _lut(folder: Path) -> LatencyPredictor:
-    from farm.lut import LutPredictor
+    from farm.lut import LutPredictor, calibrate
     from farm.store import Store
     from tests.tables import put_block_table
 
-    with Store(folder / "tables.db") as store:
+    with Store(folder / "tables.db") as store:  # calibrated on 10 networks, as 'nag table validate' leaves a table
         table, _ = put_block_table(store, lambda i, _key: 0.05 + 0.01 * (i % 11))
+        sums = {a: LutPredictor(store, table).table_sum_ms(a) for a in ARCHS[-10:]}
+        calibrate(store, table, networks={a: 0.2 + s * (1 + 0.02 * (i % 3)) for i, (a, s) in enumerate(sums.items())})
         return LutPredictor(store, table)
 
 
@@ -98,3 +100,18 @@ def test_it_answers_the_same_from_several_threads(kind_predictor: tuple[str, Lat
     with ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(lambda _i: predictor.predict_ms(ARCHS), range(8)))
     assert all(a == expected for a in answers)
+
+
+def test_a_declared_quantile_brackets_the_estimate(kind_predictor: tuple[str, LatencyPredictor]) -> None:
+    """The optional capability: a predictor that answers quantiles answers its estimate at the median, more above
+    it and less below, and a run directory keeps the quantile."""
+    _, predictor = kind_predictor
+    if not isinstance(predictor, QuantileLatencyPredictor):
+        pytest.skip(f"{type(predictor).__name__} does not declare quantiles")
+    estimate = predictor.predict_ms(ARCHS)
+    assert predictor.with_quantile(0.5).predict_ms(ARCHS) == pytest.approx(estimate, rel=1e-9)
+    high, low = predictor.with_quantile(0.9), predictor.with_quantile(0.1)
+    assert all(lo < e < hi for lo, e, hi in zip(low.predict_ms(ARCHS), estimate, high.predict_ms(ARCHS), strict=True))
+    stored = load_latency(json.loads(json.dumps(check_storable(high))))
+    assert isinstance(stored, QuantileLatencyPredictor) and stored.quantile == 0.9
+    assert stored.predict_ms(ARCHS) == pytest.approx(high.predict_ms(ARCHS), rel=1e-12)

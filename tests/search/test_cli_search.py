@@ -190,13 +190,15 @@ def test_search_on_a_farm_table(tmp_path: Path, problem: SyntheticProblem) -> No
 def test_a_budget_quantile_leaves_the_tables_uncertainty_as_margin(tmp_path: Path, trained_run: Path) -> None:
     """--budget-quantile Q: feasible means the Q-quantile of the latency is under the budget, from the block
     entries' spread; 'nag search' stores Q with the table, 'nag generate' can ask another."""
-    from farm.lut import LutPredictor
+    from farm.lut import LutPredictor, calibrate
     from farm.store import Store
     from tests.tables import put_block_table
 
     db = tmp_path / "tables.db"
-    with Store(db) as store:  # noisy entries: 4 samples each, std 60% of the mean
+    with Store(db) as store:  # noisy entries: 4 samples each, std 60% of the mean; calibrated on 10 networks
         table, _ = put_block_table(store, lambda i, _key: 0.05 + 0.01 * (i % 7), std_fraction=0.6, count=4)
+        sums = {a: LutPredictor(store, table).table_sum_ms(a) for a in _archs(10)}
+        calibrate(store, table, networks={a: 0.1 + s * (1.0 + 0.01 * (i % 5)) for i, (a, s) in enumerate(sums.items())})
         point, q90, q99 = (LutPredictor(store, table, quantile=q) for q in (None, 0.9, 0.99))
     archs = _archs(200)
     write_csv(tmp_path / "acc.csv", archs, [1.0] * len(archs), [0.6 + 0.001 * i for i in range(len(archs))])

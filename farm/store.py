@@ -80,6 +80,7 @@ __all__ = [
     "Store",
     "Summary",
     "TableKey",
+    "check_reference_row",
     "is_corruption",
     "now_iso",
 ]
@@ -246,6 +247,20 @@ class Row:
         from agents.types import Measurement
 
         return Measurement.from_dict(json.loads(self.measurement_json))
+
+
+def check_reference_row(row: ReferenceRow) -> None:
+    """Raise :class:`InvalidEntryError` unless every column of ``row`` is what the schema holds."""
+    if row.phase not in REFERENCE_PHASES or isinstance(row.point, bool) or not isinstance(row.point, int) or row.point < 0:
+        raise InvalidEntryError(f"reference row {row.arch!r}: phase {row.phase!r} or point {row.point!r} is not valid")
+    check_item("network", row.arch)
+    for name in ("median_ms", "mean_ms"):
+        check_number(name, getattr(row, name), minimum=0.0, strict=True)
+    check_number("std_ms", row.std_ms, minimum=0.0)
+    if isinstance(row.count, bool) or not isinstance(row.count, int) or not 1 <= row.count <= MAX_COUNT:
+        raise InvalidEntryError(f"reference row {row.arch!r}: count {row.count!r} is not a sample count from 1")
+    if not isinstance(row.device_id, str) or not row.device_id or not isinstance(row.measured_at, str):
+        raise InvalidEntryError(f"reference row {row.arch!r}: device {row.device_id!r} or time {row.measured_at!r} missing")
 
 
 @dataclass(frozen=True)
@@ -653,11 +668,7 @@ class Store:
         """Copy reference rows as they are (times included) into the table's series, in one transaction; rows it
         already holds are skipped. Returns how many were added (a salvage copies a damaged store's series this way)."""
         for row in rows:
-            if row.phase not in REFERENCE_PHASES or row.point < 0:
-                raise InvalidEntryError(f"reference row {row.arch!r}: phase {row.phase!r} or point {row.point!r} is not valid")
-            check_item("network", row.arch)
-            for name in ("median_ms", "mean_ms"):
-                check_number(name, getattr(row, name), minimum=0.0, strict=True)
+            check_reference_row(row)
         names = [f.name for f in fields(ReferenceRow)]
         added = 0
         with self._write() as conn:

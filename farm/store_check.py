@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from farm.errors import FarmError, InvalidEntryError, NotAStoreError, StoreNotFoundError, TableFileError
-from farm.store import EXPORT_COLUMNS, ReferenceRow, Store, TableKey, is_corruption
+from farm.store import EXPORT_COLUMNS, ReferenceRow, Store, TableKey, check_reference_row, is_corruption
 
 __all__ = ["SalvageReport", "check_store", "salvage_store"]
 
@@ -143,11 +143,20 @@ def salvage_store(path: str | Path, out: str | Path) -> SalvageReport:
                 continue  # not counted as copied; refit it from the network entries with 'nag table validate'
             copied_calibrations += 1
         for table_id in dict.fromkeys(t for t, _ in references):
+            intact = [r for t, r in references if t == table_id and _valid_reference(r)]  # one bad row loses only itself
             try:
-                store.put_reference_rows(TableKey(**keys[table_id]), [r for t, r in references if t == table_id])
+                store.put_reference_rows(TableKey(**keys[table_id]), intact)
             except (KeyError, FarmError, TypeError, ValueError):
-                continue  # a series whose table or values are lost: the next build starts a new one
+                continue  # a series whose table is lost: the next build starts a new one
         tables = len(store.tables())
     return SalvageReport(
         out=out, tables=tables, entries=result.inserted, rejected=rejected, expected=expected, calibrations=copied_calibrations
     )
+
+
+def _valid_reference(row: ReferenceRow) -> bool:
+    try:
+        check_reference_row(row)
+    except (FarmError, TypeError, ValueError):
+        return False
+    return True

@@ -227,3 +227,20 @@ def test_salvage_copies_the_reference_series(tmp_path: Path) -> None:
     salvage_store(tmp_path / "a.db", tmp_path / "b.db")
     with Store(tmp_path / "b.db", create=False) as copy:
         assert copy.reference_series(key) == series and len(series) == 2 * REFERENCE_COUNT
+
+
+def test_salvage_drops_only_a_damaged_reference_row(tmp_path: Path) -> None:
+    """A page damaged under one row (SQLite keeps text where a number was): the rest of the series is copied."""
+    import sqlite3
+
+    measurement = make_measurement([2.0 + k * 0.01 for k in range(10)])
+    key = TableKey.for_measurement(space="ofa-mbv3", width=1.2, resolution=224, device="ort-cpu", measurement=measurement)
+    with Store(tmp_path / "a.db") as store:
+        for arch in reference_archs("ofa-mbv3"):
+            store.put_reference(key, point=0, phase="start", arch=arch, measurement=measurement)
+        series = store.reference_series(key)
+    with sqlite3.connect(tmp_path / "a.db") as conn:
+        conn.execute("UPDATE reference_series SET median_ms = 'garbled' WHERE arch = ?", (series[0].arch,))
+    salvage_store(tmp_path / "a.db", tmp_path / "b.db")
+    with Store(tmp_path / "b.db", create=False) as copy:
+        assert copy.reference_series(key) == series[1:] and len(series) == REFERENCE_COUNT

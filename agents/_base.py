@@ -29,7 +29,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from agents.config import AgentsConfig
 from agents.errors import MeasurementTimeoutError, OutputParseError, SpecError, UnknownDeviceError, UnsupportedModelError
@@ -83,6 +83,11 @@ class Agent(ABC):
     @abstractmethod
     def runtime(self) -> tuple[str, str, str | None]:
         """(runtime name, runtime version, SHA-256 of the benchmark binary or None)."""
+
+    def provenance(self) -> dict[str, Any]:
+        """How the runtime runs a model, beyond its name and version (e.g. the delegate: ``{"delegate":
+        "xnnpack"}``); kept in each measurement's ``extra``. Not part of the table key."""
+        return {}
 
     # -- device hooks ---------------------------------------------------------------------------------
     @abstractmethod
@@ -191,7 +196,7 @@ class Agent(ABC):
             temperature_after_c=temperature_after, cpu_freq_before_khz=_tuple_or_none(freqs_before),
             cpu_freq_after_khz=_tuple_or_none(freqs_after), flags=tuple(flags),
             timestamp=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-            extra={"duration_s": round(time.monotonic() - started, 3)},
+            extra={"duration_s": round(time.monotonic() - started, 3), **self.provenance()},
         )  # fmt: skip
 
     def _sample_loop(self, prepared: PreparedModel, spec: MeasurementSpec, deadline: float) -> tuple[list[float], bool]:

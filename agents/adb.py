@@ -184,6 +184,9 @@ class AdbLitertAgent(Agent):
         return self._read_numbers(self._freq_files) or None
 
     # -- runtime --------------------------------------------------------------------------------------
+    def provenance(self) -> dict[str, str]:
+        return {"delegate": "xnnpack (benchmark_model --use_xnnpack=true)" if self._config.use_xnnpack else "none (CPU kernels)"}
+
     def runtime(self) -> tuple[str, str, str | None]:
         if self._binary_sha256 is None:
             binary = self._config.benchmark_model

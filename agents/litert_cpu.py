@@ -25,6 +25,11 @@ class LitertCpuAgent(LocalCpuAgent):
     def runtime(self) -> tuple[str, str, str | None]:
         return "litert", litert_version(), None
 
+    def provenance(self) -> dict[str, str]:
+        # LiteRT's default op resolver applies XNNPACK, as an app's default interpreter does
+        # (tests/space/test_tflite_graph.py checks that it takes the whole graph)
+        return {"delegate": "xnnpack (LiteRT's default op resolver)"}
+
     def _open_runner(self, prepared: PreparedModel, spec: MeasurementSpec) -> Runner:
         def make_invoke() -> Callable[[], object]:
             interpreter = litert_interpreter(prepared.device_path, num_threads=spec.threads)

@@ -308,6 +308,11 @@ class SshAgent(Agent):
             raise DeviceUnavailableError(f"{self.device_id}: not connected; use SshAgent.open")
         return self._info
 
+    def provenance(self) -> dict[str, str]:
+        if self.board.runtime == "ort":
+            return {"execution_provider": "CPUExecutionProvider"}
+        return {"delegate": "xnnpack (benchmark_model --use_xnnpack=true)"}
+
     def runtime(self) -> tuple[str, str, str | None]:
         """Asked of the board once: ("onnxruntime", version, None) or ("benchmark_model", version, binary SHA-256)."""
         with self._lock:

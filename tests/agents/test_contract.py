@@ -174,6 +174,9 @@ def test_measure_returns_honest_statistics_and_provenance(agent: Agent, model_ca
     assert result.runtime and result.runtime_version and result.model_sha256 == prepared.sha256
     assert result.spec == FAST
     assert datetime.fromisoformat(result.timestamp).tzinfo is not None
+    assert result.extra["duration_s"] > 0 and all(result.extra[k] == v for k, v in agent.provenance().items())
+    if _format(agent) == "tflite":  # a LiteRT runtime says which delegate ran the model, as an app's would
+        assert result.extra["delegate"].startswith("xnnpack"), result.extra
 
 
 def test_a_bigger_network_measures_slower(agent: Agent, model_cache: Path) -> None:

@@ -1,18 +1,23 @@
 """A new device's block table from a few whole-network measurements and another device's table.
 
 A full table measures every distinct block (96 per resolution for ``ofa-mbv3``). A new phone model rarely
-needs that to start with: its latencies are, to a good approximation, another device's scaled per kind of
-operator (a depthwise 7x7 convolution gains or loses against a 3x3 one by the same factor wherever it sits).
-So :func:`choose_networks` picks ``n`` whole networks that spread over those operator kinds, the farm
-measures them on the new device, and :func:`fit_scaling` fits
+needs that to start with: its block latencies are, to a good approximation, another device's scaled by a
+factor that depends on what the block is (a 7x7 depthwise convolution gains or loses against a 3x3 one; a
+strided block, a wide one, squeeze-excitation or h-swish each by their own amount). So the model is
 
-    latency(arch) = offset + sum over groups g of scale_g * (the source table's sum of arch's blocks in g)
+    latency(arch) = offset + sum over arch's blocks b of source_ms(b) * exp(log_scale + coefficients . features(b))
 
-by relative least squares, each ``scale_g`` shrunk toward one common scale by a ridge whose strength is chosen
-by leave-one-out. Blocks every network has (stem, head, classifier) form no group: with the offset they would
-not be identifiable, so they take the common scale. The new table's blocks are the source's scaled by their
-group's factor, and the offset becomes the table's calibration, so :class:`farm.lut.LutPredictor` reads a
-bootstrapped table like any other.
+with :data:`FEATURES` of each block (kernel size, squeeze-excitation, h-swish, stride, the logs of its input
+size and expanded width; zero for the blocks every network has, which take ``exp(log_scale)``), fitted by
+relative least squares (Gauss-Newton with a Levenberg-Marquardt step) with a ridge on the coefficients whose
+strength is chosen by leave-one-out. :func:`choose_networks` picks the ``n`` networks to measure so that they
+spread over the directions this model learns from (farthest-point in them), not at random. The new table's
+blocks are the source's times their factors, and the offset becomes the table's calibration, so
+:class:`farm.lut.LutPredictor` reads a bootstrapped table like any other.
+
+Chosen by measurement (BENCHMARKS.md, ``ort-cpu`` -> ``litert-cpu`` at 160 px, two runs): on 30 networks
+the fit never saw, 87-90% within +-10% and MAPE 4.8-5.2% against 67-73% and 8.4-8.8% for one factor per kind
+of operator (kernel x activation x SE).
 
 The error reported is cross-fitted: each network is predicted by a fit that never saw it, the ridge chosen
 again inside each fold (leave-one-out within leave-one-out), so the figure is what a new network will see.
@@ -35,63 +40,75 @@ from farm.store import Store, Summary, TableKey
 from farm.tables import measure_tasks
 from farm.validation import ValidationReport, validate
 from nag.errors import SettingError
-from nag.latency.additive import nnls
 from nag.space import get_space
 from nag.space.blocks import Block, MBConvBlock
 
 __all__ = [
+    "FEATURES",
     "MAX_NETWORKS",
     "MIN_NETWORKS",
     "BootstrapOutcome",
+    "Design",
     "ScalingFit",
-    "block_group",
+    "block_features",
     "bootstrap_table",
     "check_network_count",
     "choose_networks",
     "drop_estimates",
     "fit_scaling",
-    "group_sums",
 ]
 
-MIN_NETWORKS = 6  # fewer whole networks cannot both fit and cross-check a scaling
-MAX_NETWORKS = 200  # the nested leave-one-out costs ~8 n^2 small solves: seconds at 200; a full table is cheaper beyond
+MIN_NETWORKS = 6  # fewer whole networks cannot both fit and cross-check the model
+MAX_NETWORKS = 60  # the nested leave-one-out grows as n^2 fits; beyond this a full table costs less than the check
 _POOL = 2000  # seeded candidates the informative networks are chosen from
-_RIDGES = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0)  # ridge strengths tried, relative to the data's scale
-_FLOOR = 0.1  # no scale below this fraction of the networks' median measured / source ratio
+_RIDGES = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1)  # ridge strengths tried (on relative errors)
+FEATURES = (
+    "searchable", "kernel 5", "kernel 7", "squeeze-excitation", "h-swish", "stride 2", "log input size",
+    "log expanded width",
+)  # fmt: skip
 
 
-def block_group(block: Block) -> str | None:
-    """The operator kind a block's latency scales with on another device: a searchable block's kernel size, its
-    activation and squeeze-excitation (``"k5-hs-se"``); None for the blocks every network has.
-
-    Chosen by measurement (BENCHMARKS.md, ``ort-cpu`` -> ``litert-cpu`` at 160 px, 20 networks fitted, 30 others
-    predicted, two runs): 70% and 73% of the others within +-10%; by kernel alone 33% and 47%. Splitting the
-    kinds further by stride gave 87% in one run and 63% in the other: with 20 networks, not a gain shown."""
+def block_features(block: Block) -> np.ndarray:
+    """The :data:`FEATURES` of a block (zeros for the blocks every network has: stem, the first MBConv, head)."""
     if not isinstance(block, MBConvBlock) or block.expand_ratio == 1:
-        return None  # stem, the first (fixed) MBConv, final expand, pool, feature mix, classifier
-    return f"k{block.kernel}-{'hs' if block.act == 'h_swish' else 're'}{'-se' if block.se else ''}"
+        return np.zeros(len(FEATURES))
+    return np.array(
+        [
+            1.0, block.kernel == 5, block.kernel == 7, block.se, block.act == "h_swish", block.stride == 2,
+            math.log(block.in_size / 20), math.log(block.in_channels * block.expand_ratio / 200),
+        ],
+        dtype=np.float64,
+    )  # fmt: skip
 
 
-def group_sums(
-    values: Mapping[str, float], archs: Sequence[str], *, space: str, width: float, resolution: int
-) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """(group names, ``(n, groups)`` per-group sums of the source's block values, ``(n,)`` fixed blocks' sums)."""
-    search_space = get_space(space)
-    groups = sorted({g for b in search_space.all_blocks(width=width, resolution=resolution) if (g := block_group(b))})
-    column = {g: i for i, g in enumerate(groups)}
-    sums, fixed = np.zeros((len(archs), len(groups))), np.zeros(len(archs))
-    for row, arch in enumerate(archs):
-        for block in search_space.blocks(search_space.parse(arch), width=width, resolution=resolution):
-            group = block_group(block)
-            if group is None:
-                fixed[row] += values[block.key]
-            else:
-                sums[row, column[group]] += values[block.key]
-    return groups, sums, fixed
+class Design:
+    """The source table's blocks at one setting: their values, their features, and which networks use them."""
+
+    def __init__(self, values: Mapping[str, float], *, space: str, width: float, resolution: int) -> None:
+        self._space = get_space(space)
+        self._setting = {"width": width, "resolution": resolution}
+        blocks = [b for b in self._space.all_blocks(width=width, resolution=resolution) if b.key in values]
+        self.keys = [b.key for b in blocks]
+        self._index = {key: i for i, key in enumerate(self.keys)}
+        self.values = np.array([values[key] for key in self.keys], dtype=np.float64)  # (blocks,) source ms
+        self.features = np.stack([block_features(b) for b in blocks])  # (blocks, features)
+
+    def usage(self, archs: Sequence[str]) -> np.ndarray:
+        """``(n, blocks)``: how many times each network uses each block."""
+        counts = np.zeros((len(archs), len(self.keys)))
+        for row, arch in enumerate(archs):
+            for block in self._space.blocks(self._space.parse(arch), **self._setting):
+                counts[row, self._index[block.key]] += 1
+        return counts
+
+    def directions(self, usage: np.ndarray) -> np.ndarray:
+        """``(n, 1 + features)``: each network's source time in total and along each feature (what a fit learns from)."""
+        weighted = usage * self.values
+        return np.column_stack([weighted.sum(axis=1), weighted @ self.features])
 
 
 def check_network_count(n: object) -> None:
-    """Raise :class:`SettingError` unless ``n`` networks can both fit a scaling and cross-check it."""
+    """Raise :class:`SettingError` unless ``n`` networks can both fit the model and cross-check it."""
     if isinstance(n, bool) or not isinstance(n, int) or not MIN_NETWORKS <= n <= MAX_NETWORKS:
         raise SettingError(
             f"--n must be an integer from {MIN_NETWORKS} to {MAX_NETWORKS} networks to fit and cross-check, got {n!r}; "
@@ -99,37 +116,34 @@ def check_network_count(n: object) -> None:
         )
 
 
-def choose_networks(
-    values: Mapping[str, float], n: int, *, space: str, width: float, resolution: int, seed: int = 0
-) -> list[str]:
-    """``n`` networks that spread over the operator kinds: the cheapest and the dearest of a seeded pool by the
-    source table, then, one at a time, the pool's network farthest from those chosen in per-group sums (each
-    group scaled by its spread over the pool). Deterministic for a seed."""
+def choose_networks(design: Design, n: int, *, seed: int = 0) -> list[str]:
+    """``n`` networks that spread over what the model learns from: the cheapest and the dearest of a seeded pool
+    by the source table, then, one at a time, the pool's network farthest from those chosen along
+    :meth:`Design.directions` (each scaled by its spread over the pool). Deterministic for a seed."""
     check_network_count(n)
-    search_space = get_space(space)
-    pool = list(dict.fromkeys(search_space.format(a) for a in search_space.sample_many(_POOL, seed=seed)))
-    _, sums, _ = group_sums(values, pool, space=space, width=width, resolution=resolution)
-    spread = sums.std(axis=0)
-    features = sums / np.where(spread > 0, spread, 1.0)
-    totals = sums.sum(axis=1)
+    space = design._space
+    pool = list(dict.fromkeys(space.format(a) for a in space.sample_many(_POOL, seed=seed)))
+    directions = design.directions(design.usage(pool))
+    spread = directions.std(axis=0)
+    points = directions / np.where(spread > 0, spread, 1.0)
+    totals = directions[:, 0]
     chosen = [int(np.argmin(totals)), int(np.argmax(totals))]
-    nearest = np.minimum(*(np.linalg.norm(features - features[i], axis=1) for i in chosen))
+    nearest = np.minimum(*(np.linalg.norm(points - points[i], axis=1) for i in chosen))
     while len(chosen) < n:
         pick = int(np.argmax(nearest))
         chosen.append(pick)
-        nearest = np.minimum(nearest, np.linalg.norm(features - features[pick], axis=1))
+        nearest = np.minimum(nearest, np.linalg.norm(points - points[pick], axis=1))
     return [pool[i] for i in chosen]
 
 
 @dataclass(frozen=True)
 class ScalingFit:
-    """Per-group scales of a source table to a new device, and how well they predict networks left out."""
+    """The new device's blocks as the source's times a per-block factor, and how well that predicts networks left out."""
 
-    groups: tuple[str, ...]
-    scales: tuple[float, ...]  # per group, the new device's block latency / the source's
-    common_scale: float  # the scale the groups are shrunk toward; the fixed blocks take it
+    log_scale: float  # the factor of the blocks every network has is exp(log_scale)
+    coefficients: tuple[float, ...]  # one per FEATURES name
     offset_ms: float  # per-network time the blocks do not account for (may be negative)
-    ridge: float  # the shrinkage chosen by leave-one-out (relative to the data's scale; 0: none)
+    ridge: float  # the ridge on the coefficients, chosen by leave-one-out
     measured_ms: tuple[float, ...]  # the networks fitted, as measured on the new device
     cross_fitted_ms: tuple[float, ...]  # each of them predicted by a fit that did not see it
 
@@ -142,12 +156,13 @@ class ScalingFit:
         """The cross-fitted error, in the figures ``nag table validate`` reports (within 10%, MAPE, Kendall tau)."""
         return validate(self.cross_fitted_ms, self.measured_ms)
 
-    def scale_of(self, group: str | None) -> float:
-        """The factor a block of ``group`` (None: a fixed block) is scaled by."""
-        return self.common_scale if group is None else self.scales[self.groups.index(group)]
+    def factors(self, features: np.ndarray) -> np.ndarray:
+        """Each block's factor (new / source) from its features ``(blocks, features)``."""
+        return np.exp(self.log_scale + features @ np.asarray(self.coefficients))
 
-    def predict(self, sums: np.ndarray, fixed: np.ndarray) -> np.ndarray:
-        return self.offset_ms + sums @ np.asarray(self.scales) + self.common_scale * fixed
+    def predict(self, design: Design, usage: np.ndarray) -> np.ndarray:
+        """Latency (ms) on the new device of networks given by their ``usage`` of the design's blocks."""
+        return self.offset_ms + usage @ (design.values * self.factors(design.features))
 
     @property
     def residual_rel_std(self) -> float:
@@ -156,11 +171,11 @@ class ScalingFit:
         return float(MAD_TO_STD * np.median(np.abs(errors - np.median(errors))))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON: the scales by group, the offset, the ridge, ``n`` and ``cross_fitted`` (``nag table validate``'s
-        figures of the networks predicted by fits without them), and the networks' latencies."""
+        """JSON: the common factor, a coefficient per feature (a factor's log), the offset, the ridge, ``n`` and
+        ``cross_fitted`` (``nag table validate``'s figures of the networks predicted by fits without them)."""
         return {
-            "scales": dict(zip(self.groups, self.scales, strict=True)),
-            "common_scale": self.common_scale,
+            "common_scale": math.exp(self.log_scale),
+            "coefficients": dict(zip(FEATURES, self.coefficients, strict=True)),
             "offset_ms": self.offset_ms,
             "ridge": self.ridge,
             "n": self.n,
@@ -170,65 +185,75 @@ class ScalingFit:
         }
 
 
-def _solve(sums: np.ndarray, fixed: np.ndarray, measured: np.ndarray, ridge: float) -> tuple[float, np.ndarray, float]:
-    """(offset, per-group scales, common scale) minimising the squared relative error plus ``ridge`` times the
-    groups' squared distances to the common scale (each weighted by its mean share of the networks), with every
-    scale at least a tenth of the median measured / source ratio (an operator never costs nothing: with few
-    networks a free fit would zero a group it barely sees) and the offset of either sign."""
-    n, g = sums.shape
-    total = sums.sum(axis=1) + fixed
-    floor = _FLOOR * float(np.median(measured / total))
-    weight = 1.0 / measured  # relative errors
-    ones = np.ones(n)
-    design = np.column_stack([ones, -ones, sums, fixed]) * weight[:, None]  # offset = x0 - x1; scales = floor + x
-    target = (measured - floor * total) * weight
-    # ridge rows, sqrt(ridge * n) * share_g * (s_g - s_common) = 0, where share_g is the group's mean part of a
-    # network's latency: a ridge of 1 weighs a group's departure from the common scale like the n networks' fit
-    share = sums.mean(axis=0) / float(np.mean(measured))
-    penalty = np.zeros((g, g + 3))
-    for j in range(g):
-        penalty[j, 2 + j], penalty[j, g + 2] = share[j], -share[j]
-    rows = np.vstack([design, math.sqrt(ridge * n) * penalty])
-    rhs = np.concatenate([target, np.zeros(g)])
-    gram = rows.T @ rows
-    gram += 1e-10 * max(float(np.trace(gram)), 1e-12) * np.eye(len(gram))  # the +-offset columns are collinear
-    solution = nnls(gram, rows.T @ rhs)
-    return float(solution[0] - solution[1]), floor + solution[2 : 2 + g], floor + float(solution[g + 2])
+def _solve(design: Design, usage: np.ndarray, measured: np.ndarray, ridge: float) -> tuple[float, float, np.ndarray]:
+    """(offset, log_scale, coefficients) minimising the squared relative error plus ``ridge`` times the squared
+    coefficients: Levenberg-Marquardt from one common factor."""
+    weighted = usage * design.values  # (n, blocks): each network's source time per block
+    log_scale = math.log(max(float(np.median(measured / weighted.sum(axis=1))), 1e-12))
+    params = np.concatenate([[0.0, log_scale], np.zeros(len(FEATURES))])  # offset, log_scale, coefficients
+    penalty = np.diag([0.0, 0.0] + [ridge] * len(FEATURES))
+
+    def residuals(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        factors = np.exp(p[1] + design.features @ p[2:])
+        per_block = weighted * factors  # (n, blocks)
+        return (p[0] + per_block.sum(axis=1)) / measured - 1.0, per_block
+
+    def cost(p: np.ndarray) -> float:
+        return float(np.sum(residuals(p)[0] ** 2) + ridge * np.sum(p[2:] ** 2))
+
+    damping, current = 1e-3, cost(params)
+    for _ in range(100):
+        r, per_block = residuals(params)
+        jacobian = (
+            np.column_stack([np.ones(len(measured)), per_block.sum(axis=1), per_block @ design.features]) / measured[:, None]
+        )
+        normal = jacobian.T @ jacobian + penalty
+        gradient = jacobian.T @ r + penalty @ params
+        while True:
+            step = np.linalg.solve(normal + damping * np.diag(np.diag(normal) + 1e-12), gradient)
+            trial = params - step
+            if cost(trial) < current or damping > 1e8:
+                break
+            damping *= 10
+        if cost(trial) >= current:
+            break
+        params, current, damping = trial, cost(trial), max(damping / 10, 1e-9)
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    return float(params[0]), float(params[1]), params[2:]
 
 
-def _loo_errors(sums: np.ndarray, fixed: np.ndarray, measured: np.ndarray, ridge: float) -> np.ndarray:
-    errors = np.empty(len(measured))
+def _left_out(design: Design, usage: np.ndarray, measured: np.ndarray, ridge: float | None) -> np.ndarray:
+    """Each network predicted by a fit without it (``ridge`` None: chosen again by leave-one-out inside)."""
+    predictions = np.empty(len(measured))
     for i in range(len(measured)):
         keep = np.arange(len(measured)) != i
-        offset, scales, common = _solve(sums[keep], fixed[keep], measured[keep], ridge)
-        errors[i] = (offset + sums[i] @ scales + common * fixed[i]) / measured[i] - 1.0
-    return errors
+        strength = _best_ridge(design, usage[keep], measured[keep]) if ridge is None else ridge
+        offset, log_scale, coefficients = _solve(design, usage[keep], measured[keep], strength)
+        factors = np.exp(log_scale + design.features @ coefficients)
+        # a fold whose negative offset takes a network to 0 ms or below is as wrong as -100%: counted as that
+        predictions[i] = max(offset + float(usage[i] @ (design.values * factors)), 1e-6 * measured[i])
+    return predictions
 
 
-def _best_ridge(sums: np.ndarray, fixed: np.ndarray, measured: np.ndarray) -> float:
-    scores = [float(np.mean(np.abs(_loo_errors(sums, fixed, measured, r)))) for r in _RIDGES]
+def _best_ridge(design: Design, usage: np.ndarray, measured: np.ndarray) -> float:
+    scores = [float(np.mean(np.abs(_left_out(design, usage, measured, r) / measured - 1))) for r in _RIDGES]
     return _RIDGES[int(np.argmin(scores))]
 
 
-def fit_scaling(groups: Sequence[str], sums: np.ndarray, fixed: np.ndarray, measured: Sequence[float]) -> ScalingFit:
-    """Fit the per-group scaling to ``measured`` whole-network latencies (ms); see the module docstring."""
+def fit_scaling(design: Design, archs: Sequence[str], measured: Sequence[float]) -> ScalingFit:
+    """Fit the model to ``measured`` whole-network latencies (ms) of ``archs``; see the module docstring."""
     y = np.asarray(measured, dtype=np.float64)
-    if len(y) < MIN_NETWORKS:
-        raise SettingError(f"a bootstrap needs at least {MIN_NETWORKS} measured networks, got {len(y)}")
+    if len(y) < MIN_NETWORKS or len(y) != len(archs):
+        raise SettingError(f"a bootstrap needs at least {MIN_NETWORKS} measured networks, one per architecture; got {len(y)}")
     if not np.all(np.isfinite(y)) or np.any(y <= 0):
         raise CalibrationError(f"measured network latencies must be finite and positive, got {y.tolist()[:5]}...")
-    ridge = _best_ridge(sums, fixed, y)
-    offset, scales, common = _solve(sums, fixed, y, ridge)
-    left_out = np.empty(len(y))  # nested: the ridge is chosen again without the network predicted
-    for i in range(len(y)):
-        keep = np.arange(len(y)) != i
-        inner = _best_ridge(sums[keep], fixed[keep], y[keep])
-        o, s, c = _solve(sums[keep], fixed[keep], y[keep], inner)
-        # a fold whose negative offset takes a network to 0 ms or below is as wrong as -100%: counted as that
-        left_out[i] = max(o + sums[i] @ s + c * fixed[i], 1e-6 * y[i])
+    usage = design.usage(archs)
+    ridge = _best_ridge(design, usage, y)
+    offset, log_scale, coefficients = _solve(design, usage, y, ridge)
     return ScalingFit(
-        groups=tuple(groups), scales=tuple(float(s) for s in scales), common_scale=common, offset_ms=offset,
-        ridge=ridge, measured_ms=tuple(float(v) for v in y), cross_fitted_ms=tuple(float(v) for v in left_out),
+        log_scale=log_scale, coefficients=tuple(float(c) for c in coefficients), offset_ms=offset, ridge=ridge,
+        measured_ms=tuple(float(v) for v in y), cross_fitted_ms=tuple(float(v) for v in _left_out(design, usage, y, None)),
     )  # fmt: skip
 
 
@@ -261,14 +286,14 @@ def bootstrap_table(
     seed: int = 0,
     on_progress: Callable[[JobReport], None] | None = None,
 ) -> BootstrapOutcome:
-    """Measure ``n`` informative whole networks on ``kind``'s devices, fit the per-operator scaling of ``source``
+    """Measure ``n`` informative whole networks on ``kind``'s devices, fit the model of ``source``
     (read from ``source_store``, default ``store``) and write each new table's blocks and calibration into
     ``store``. Refuses, before measuring and again before writing, a new table that holds measured blocks
     (:class:`TableConflictError`: that device has a table); a bootstrap's own estimates are rewritten, so a
     bootstrap stopped before its calibration was written is finished by running it again."""
     reference = LutPredictor(source_store or store, source, use_calibration=False)
-    values = reference.block_values()
-    archs = choose_networks(values, n, space=source.space, width=source.width, resolution=source.resolution, seed=seed)
+    design = Design(reference.block_values(), space=source.space, width=source.width, resolution=source.resolution)
+    archs = choose_networks(design, n, seed=seed)
 
     def targets() -> list[TableKey]:
         found = [
@@ -287,36 +312,34 @@ def bootstrap_table(
     tasks = [Task(source.space, source.width, source.resolution, "network", arch) for arch in archs]
     description = f"table bootstrap {source.space} r{source.resolution}: {n} networks on {kind}"
     report = measure_tasks(farm, store, tasks, kind=kind, spec=spec, description=description, on_progress=on_progress)
-    groups, sums, fixed = group_sums(values, archs, space=source.space, width=source.width, resolution=source.resolution)
-    fits: dict[TableKey, ScalingFit] = {}
+    fits: dict[TableKey, tuple[ScalingFit, list[str]]] = {}
     for target in targets():  # every table checked before any is written
         measured = network_latencies(store, target, statistic=reference.statistic)
-        rows = [i for i, arch in enumerate(archs) if arch in measured]
-        if len(rows) >= MIN_NETWORKS:  # else a device group that measured too few of them (failures: the report)
-            fits[target] = fit_scaling(groups, sums[rows], fixed[rows], [measured[archs[i]] for i in rows])
-    for target, fit in fits.items():
-        rows = [i for i, arch in enumerate(archs) if arch in network_latencies(store, target)]
-        _write(store, target, reference, fit, fit.predict(sums[rows], fixed[rows]) - fit.offset_ms)
-    return BootstrapOutcome(source=source, archs=tuple(archs), report=report, fits=fits)
+        found = [arch for arch in archs if arch in measured]
+        if len(found) >= MIN_NETWORKS:  # else a device group that measured too few of them (failures: the report)
+            fits[target] = (fit_scaling(design, found, [measured[a] for a in found]), found)
+    for target, (fit, found) in fits.items():
+        _write(store, target, reference, design, fit, fit.predict(design, design.usage(found)) - fit.offset_ms)
+    return BootstrapOutcome(source=source, archs=tuple(archs), report=report, fits={t: f for t, (f, _) in fits.items()})
 
 
-def _write(store: Store, target: TableKey, reference: LutPredictor, fit: ScalingFit, table_sums: np.ndarray) -> None:
-    """The new table: each source block scaled by its group's factor (its standard error too); the offset as the
-    table's calibration, fitted over ``table_sums`` (the new table's sums of the measured networks)."""
-    values, errors = reference.block_values(), reference.block_std_errors()
+def _write(
+    store: Store, target: TableKey, reference: LutPredictor, design: Design, fit: ScalingFit, table_sums: np.ndarray
+) -> None:
+    """The new table: each source block times its factor (its standard error too); the offset as the table's
+    calibration, fitted over ``table_sums`` (the new table's sums of the measured networks)."""
+    errors = reference.block_std_errors()
     estimates = {
-        block.key: Summary(mean_ms=scale * values[block.key], std_ms=scale * errors[block.key], count=1)
-        for block in get_space(target.space).all_blocks(width=target.width, resolution=target.resolution)
-        if block.key in values  # a block the source lacks: the new table lacks it too, and says so when needed
-        for scale in (fit.scale_of(block_group(block)),)
-    }
+        key: Summary(mean_ms=factor * value, std_ms=factor * errors[key], count=1)
+        for key, value, factor in zip(design.keys, design.values, fit.factors(design.features), strict=True)
+    }  # a block the source lacks: the new table lacks it too, and says so when a network needs it
     store.put_summaries(target, "block", estimates, replace=True)  # one transaction; the calibration follows
     low, high = float(table_sums.min()), float(table_sums.max())
     store.put_calibration(
         target,
         Calibration(
             offset_ms=fit.offset_ms, scale=1.0, residual_rel_std=fit.residual_rel_std, n=fit.n, outliers=0,
-            method=f"bootstrap: per-operator scaling of {reference.table.label()}", statistic="mean",
+            method=f"bootstrap: block features scaling {reference.table.label()}", statistic="mean",
             sum_min_ms=low, sum_max_ms=high,
         ),
     )  # fmt: skip

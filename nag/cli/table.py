@@ -188,7 +188,11 @@ def _bootstrap(args: argparse.Namespace) -> int:
         print(f"from {source.label()}: {len(outcome.archs)} networks measured on {args.kind} ({outcome.report.done} new)")
         for table, fit in outcome.fits.items():
             f = fit.figures
-            print(f"wrote {table.label()}: {len(fit.groups)} operator kinds scaled x{min(fit.scales):.2f}-x{max(fit.scales):.2f}")
+            factors = fit.to_dict()
+            print(
+                f"wrote {table.label()}: blocks x{factors['common_scale']:.2f} of the source's, times a factor by their "
+                f"features; offset {fit.offset_ms:+.3f} ms"
+            )
             print(
                 f"  cross-fitted on the {fit.n} networks (each predicted by a fit without it): within 10% {f.within_10pct:.0%}, "
                 f"MAPE {f.mape:.1%}, Kendall tau {f.kendall_tau:.3f}; an estimate until 'nag table validate' checks it"

@@ -1,13 +1,14 @@
-"""A new device's table from a few networks: the choice of networks, the per-operator scaling and its honest error."""
+"""A new device's table from a few networks: the choice of networks, the block-feature model and its honest error."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from farm.bootstrap import MIN_NETWORKS, block_group, choose_networks, fit_scaling, group_sums
+from farm.bootstrap import FEATURES, MIN_NETWORKS, Design, block_features, choose_networks, fit_scaling
 from nag.errors import SettingError
 from nag.space import count_costs, get_space
 
@@ -15,79 +16,82 @@ SPACE, WIDTH, RESOLUTION = "ofa-mbv3", 1.2, 160
 
 
 @pytest.fixture(scope="module")
-def source() -> dict[str, float]:
+def design() -> Design:
     """A source table: each block's latency grows with its multiply-adds, with a per-block quirk."""
     rng = np.random.default_rng(0)
+    blocks = get_space(SPACE).all_blocks(width=WIDTH, resolution=RESOLUTION)
+    values = {b.key: 0.02 + 2e-8 * count_costs([b]).madds * rng.uniform(0.7, 1.3) for b in blocks}
+    return Design(values, space=SPACE, width=WIDTH, resolution=RESOLUTION)
+
+
+def _device(design: Design, factor_of: object, offset: float, noise: float, archs: list[str]) -> np.ndarray:
+    """Whole-network latencies of a device whose block b takes ``factor_of(b)`` times the source's."""
     space = get_space(SPACE)
-    return {
-        b.key: 0.02 + 2e-8 * count_costs([b]).madds * rng.uniform(0.7, 1.3)
-        for b in space.all_blocks(width=WIDTH, resolution=RESOLUTION)
-    }
+    blocks = {b.key: b for b in space.all_blocks(width=WIDTH, resolution=RESOLUTION)}
+    factors = np.array([factor_of(blocks[key]) for key in design.keys])  # type: ignore[operator]
+    latency = offset + design.usage(archs) @ (design.values * factors)
+    return latency * (1 + np.random.default_rng(1).normal(0, noise, len(archs)))
 
 
-def _new_device(
-    source: dict[str, float], archs: list[str], factors: dict[str, float], offset: float, noise: float
-) -> list[float]:
-    """Whole-network latencies of a device that runs each operator kind ``factors[group]`` times the source."""
-    rng = np.random.default_rng(1)
+def _fresh(n: int) -> list[str]:
     space = get_space(SPACE)
-    latencies = []
-    for arch in archs:
-        blocks = space.blocks(space.parse(arch), width=WIDTH, resolution=RESOLUTION)
-        total = offset + sum(factors.get(block_group(b) or "fixed", 1.0) * source[b.key] for b in blocks)
-        latencies.append(total * (1 + rng.normal(0, noise)))
-    return latencies
+    return [space.format(a) for a in space.sample_many(n, seed=9)]
 
 
-def test_the_chosen_networks_spread_over_the_operator_kinds(source: dict[str, float]) -> None:
-    chosen = choose_networks(source, 20, space=SPACE, width=WIDTH, resolution=RESOLUTION)
-    assert len(set(chosen)) == 20 and chosen == choose_networks(source, 20, space=SPACE, width=WIDTH, resolution=RESOLUTION)
-    space = get_space(SPACE)
-    random = [space.format(a) for a in space.sample_many(20, seed=5)]
-    _, picked, _ = group_sums(source, chosen, space=SPACE, width=WIDTH, resolution=RESOLUTION)
-    _, drawn, _ = group_sums(source, random, space=SPACE, width=WIDTH, resolution=RESOLUTION)
-    # informative: the chosen networks span a wider range of every operator kind's share than random ones
-    assert (picked.max(0) - picked.min(0)).sum() > 1.2 * (drawn.max(0) - drawn.min(0)).sum()
-    totals = picked.sum(1)
-    assert totals[0] == totals.min() and totals[1] == totals.max()  # the cheapest and the dearest come first
+def test_the_chosen_networks_spread_over_what_the_model_learns_from(design: Design) -> None:
+    chosen = choose_networks(design, 20)
+    assert len(set(chosen)) == 20 and chosen == choose_networks(design, 20)
+    picked, drawn = design.directions(design.usage(chosen)), design.directions(design.usage(_fresh(20)))
+    spread = np.ptp(picked, axis=0) / np.where(np.ptp(drawn, axis=0) > 0, np.ptp(drawn, axis=0), 1)
+    assert np.median(spread) > 1.2  # wider than 20 random networks along most directions
+    assert picked[0, 0] == picked[:, 0].min() and picked[1, 0] == picked[:, 0].max()  # the cheapest, the dearest first
     with pytest.raises(SettingError, match=f"--n must be an integer from {MIN_NETWORKS}"):
-        choose_networks(source, 3, space=SPACE, width=WIDTH, resolution=RESOLUTION)
+        choose_networks(design, 3)
 
 
-def test_a_device_that_scales_per_operator_kind_is_recovered(source: dict[str, float]) -> None:
-    groups, _, _ = group_sums(source, [], space=SPACE, width=WIDTH, resolution=RESOLUTION)
-    rng = np.random.default_rng(2)
-    factors = {g: float(rng.uniform(1.5, 4.0)) for g in groups}  # e.g. a phone: depthwise 7x7 much dearer
-    archs = choose_networks(source, 20, space=SPACE, width=WIDTH, resolution=RESOLUTION)
-    measured = _new_device(source, archs, {**factors, "fixed": 2.5}, offset=0.3, noise=0.01)
-    groups, sums, fixed = group_sums(source, archs, space=SPACE, width=WIDTH, resolution=RESOLUTION)
-    fit = fit_scaling(groups, sums, fixed, measured)
+def test_a_device_the_model_describes_is_recovered(design: Design) -> None:
+    """A device whose factors follow the block features (e.g. a phone: 7x7 kernels and strided blocks dearer)."""
+    truth = np.array([0.3, 0.1, 0.6, -0.2, 0.25, 0.4, 0.15, -0.1])  # a coefficient per FEATURES name
+    assert len(truth) == len(FEATURES)
+
+    def factor_of(block: object) -> float:
+        return 2.0 * math.exp(float(block_features(block) @ truth))  # type: ignore[arg-type]
+
+    archs = choose_networks(design, 20)
+    fit = fit_scaling(design, archs, _device(design, factor_of, 0.3, 0.01, archs).tolist())
     assert fit.figures.within_10pct >= 0.95 and fit.figures.mape < 0.03, fit.cross_fitted_ms
-    # fresh networks the fit never saw, predicted from the source table and the fitted scales
-    space = get_space(SPACE)
-    fresh = [space.format(a) for a in space.sample_many(40, seed=9)]
-    truth = np.asarray(_new_device(source, fresh, {**factors, "fixed": 2.5}, offset=0.3, noise=0.0))
-    _, fresh_sums, fresh_fixed = group_sums(source, fresh, space=SPACE, width=WIDTH, resolution=RESOLUTION)
-    errors = fit.predict(fresh_sums, fresh_fixed) / truth - 1
-    assert np.mean(np.abs(errors) <= 0.10) >= 0.95 and np.mean(np.abs(errors)) < 0.04, errors
-    one_scale = sum(measured) / float((sums.sum(1) + fixed).sum())  # a single factor for everything: far worse
-    assert np.mean(np.abs(one_scale * (fresh_sums.sum(1) + fresh_fixed) / truth - 1)) > 2 * np.mean(np.abs(errors))
+    fresh = _fresh(40)
+    truth_ms = _device(design, factor_of, 0.3, 0.0, fresh)
+    errors = fit.predict(design, design.usage(fresh)) / truth_ms - 1
+    assert np.mean(np.abs(errors) <= 0.10) >= 0.95 and np.mean(np.abs(errors)) < 0.03, errors
+    # identifiable: each feature's effect, and the searchable blocks' common factor (the fixed blocks' factor is not:
+    # every network has them, so their time and the offset trade off)
+    assert np.asarray(fit.coefficients[1:]) == pytest.approx(truth[1:], abs=0.15)  # (shrunk a little by the ridge)
+    assert math.exp(fit.log_scale + fit.coefficients[0]) == pytest.approx(2.0 * math.exp(truth[0]), rel=0.1)
+    one_factor = fit.measured_ms[0] / float((design.usage(archs[:1]) @ design.values)[0])  # everything x one factor: worse
+    plain = one_factor * (design.usage(fresh) @ design.values)
+    assert np.mean(np.abs(plain / truth_ms - 1)) > 3 * np.mean(np.abs(errors))
 
 
-def test_the_reported_error_is_honest_when_the_device_does_not_scale(source: dict[str, float]) -> None:
-    """A device whose latency is not a per-kind scaling of the source (it grows with the square of each block's
-    time): the cross-fitted error must show it rather than report a fit of the networks it was fitted on."""
-    archs = choose_networks(source, 12, space=SPACE, width=WIDTH, resolution=RESOLUTION)
-    groups, sums, fixed = group_sums(source, archs, space=SPACE, width=WIDTH, resolution=RESOLUTION)
+def test_the_reported_error_is_what_fresh_networks_see_when_the_model_is_wrong(design: Design) -> None:
+    """A device whose block times grow with their square (outside the model): the cross-fitted report must be of
+    the size of the error on networks the fit never saw, not the fit's error on its own networks."""
+    archs = choose_networks(design, 20)
     space = get_space(SPACE)
-    measured = [
-        sum(40 * source[b.key] ** 2 for b in space.blocks(space.parse(a), width=WIDTH, resolution=RESOLUTION)) for a in archs
-    ]
-    fit = fit_scaling(groups, sums, fixed, measured)
-    in_sample = np.abs(fit.predict(sums, fixed) / np.asarray(measured) - 1).mean()
-    assert fit.figures.mape > in_sample  # left-out networks are predicted worse than fitted ones, and it says so
+
+    def latency(arch_list: list[str]) -> np.ndarray:
+        squares = {k: 40 * v**2 for k, v in zip(design.keys, design.values, strict=True)}
+        return np.array(
+            [sum(squares[b.key] for b in space.blocks(space.parse(a), width=WIDTH, resolution=RESOLUTION)) for a in arch_list]
+        )
+
+    fit = fit_scaling(design, archs, latency(archs).tolist())
+    fresh = _fresh(60)
+    fresh_mape = float(np.mean(np.abs(fit.predict(design, design.usage(fresh)) / latency(fresh) - 1)))
+    in_sample = float(np.mean(np.abs(fit.predict(design, design.usage(archs)) / np.asarray(fit.measured_ms) - 1)))
+    assert 0.5 < fit.figures.mape / fresh_mape < 2.0, (fit.figures.mape, fresh_mape, in_sample)
     with pytest.raises(SettingError, match=f"at least {MIN_NETWORKS}"):
-        fit_scaling(groups, sums[:3], fixed[:3], measured[:3])
+        fit_scaling(design, archs[:3], latency(archs[:3]).tolist())
 
 
 def test_a_bootstrapped_table_is_measured_fitted_and_read_like_any_other(tmp_path: Path) -> None:
@@ -122,10 +126,10 @@ def test_a_bootstrapped_table_is_measured_fitted_and_read_like_any_other(tmp_pat
         assert predictor.calibration is not None and predictor.calibration.method.startswith("bootstrap")
         measured = network_latencies(store, target, statistic="mean")
         archs = list(outcome.archs)
-        _, sums, fixed = group_sums(LutPredictor(store, source).block_values(), archs, space=SPACE, width=WIDTH, resolution=64)
-        # the table predicts what the fit predicts: blocks scaled per group, the offset as its calibration
-        assert predictor.predict_ms(archs) == pytest.approx(fit.predict(sums, fixed).tolist(), rel=1e-9)
-        assert set(measured) >= set(archs) and all(fit.scale_of(g) > 0 for g in (*fit.groups, None))
+        design = Design(LutPredictor(store, source).block_values(), space=SPACE, width=WIDTH, resolution=64)
+        # the table predicts what the fit predicts: blocks times their factors, the offset as its calibration
+        assert predictor.predict_ms(archs) == pytest.approx(fit.predict(design, design.usage(archs)).tolist(), rel=1e-9)
+        assert set(measured) >= set(archs)
         reported = outcome.to_dict()
         assert reported["tables"][0]["n"] == 8 and reported["tables"][0]["cross_fitted"]["n"] == 8
         assert len(reported["networks"]) == 8 and reported["tables"][0]["label"] == target.label()

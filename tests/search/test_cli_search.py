@@ -209,7 +209,7 @@ def test_a_budget_quantile_leaves_the_tables_uncertainty_as_margin(tmp_path: Pat
     )  # fmt: skip
     assert searched.returncode == 0, searched.stderr[-3000:]
     assert "0.9-quantile" in searched.stderr and json.loads((run / "latency.json").read_text())["quantile"] == 0.9
-    budget = "1.4"
+    budget = "2.0"
     for flags, predictor, quantile in (([], q90, 0.9), (["--budget-quantile", "0.99"], q99, 0.99)):
         generated = nag("generate", "--run", str(run), "--budget", budget, "--json", *flags)
         assert generated.returncode == 0, generated.stderr[-2000:]

@@ -15,9 +15,10 @@ spread over the directions this model learns from (farthest-point in them), not 
 blocks are the source's times their factors, and the offset becomes the table's calibration, so
 :class:`farm.lut.LutPredictor` reads a bootstrapped table like any other.
 
-Chosen by measurement (BENCHMARKS.md, ``ort-cpu`` -> ``litert-cpu`` at 160 px, two runs): on 30 networks
-the fit never saw, 87-90% within +-10% and MAPE 4.8-5.2% against 67-73% and 8.4-8.8% for one factor per kind
-of operator (kernel x activation x SE).
+Chosen by measurement (BENCHMARKS.md, ``ort-cpu`` -> ``litert-cpu`` at 160 px): on 30 networks the fit
+never saw, 80-83% within +-10% and MAPE 5.7-5.8% in two fresh runs (87-90% refitting two earlier runs'
+measurements), against 67-73% and MAPE 8.4-8.8% for one factor per kind of operator (kernel x activation x
+SE); ``ort-cpu`` at 1 -> 2 threads: 93%, MAPE 4.5%.
 
 The error reported is cross-fitted: each network is predicted by a fit that never saw it, the ridge chosen
 again inside each fold (leave-one-out within leave-one-out), so the figure is what a new network will see.

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from agents import MeasurementSpec
-from farm.errors import CalibrationError, TableConflictError
+from farm.errors import CalibrationError, MissingBlockError, TableConflictError
 from farm.lut import MAD_TO_STD, Calibration, LutPredictor, network_latencies
 from farm.scheduler import JobReport, Task
 from farm.store import Store, Summary, TableKey
@@ -86,9 +86,9 @@ class Design:
     """The source table's blocks at one setting: their values, their features, and which networks use them."""
 
     def __init__(self, values: Mapping[str, float], *, space: str, width: float, resolution: int) -> None:
-        self._space = get_space(space)
+        self.space = get_space(space)
         self._setting = {"width": width, "resolution": resolution}
-        blocks = [b for b in self._space.all_blocks(width=width, resolution=resolution) if b.key in values]
+        blocks = [b for b in self.space.all_blocks(width=width, resolution=resolution) if b.key in values]
         self.keys = [b.key for b in blocks]
         self._index = {key: i for i, key in enumerate(self.keys)}
         self.values = np.array([values[key] for key in self.keys], dtype=np.float64)  # (blocks,) source ms
@@ -98,7 +98,12 @@ class Design:
         """``(n, blocks)``: how many times each network uses each block."""
         counts = np.zeros((len(archs), len(self.keys)))
         for row, arch in enumerate(archs):
-            for block in self._space.blocks(self._space.parse(arch), **self._setting):
+            for block in self.space.blocks(self.space.parse(arch), **self._setting):
+                if block.key not in self._index:
+                    raise MissingBlockError(
+                        f"the source table lacks block {block.key!r} (of {arch}); a bootstrap scales a complete table: "
+                        "finish it with 'nag table build' first"
+                    )
                 counts[row, self._index[block.key]] += 1
         return counts
 
@@ -122,7 +127,7 @@ def choose_networks(design: Design, n: int, *, seed: int = 0) -> list[str]:
     by the source table, then, one at a time, the pool's network farthest from those chosen along
     :meth:`Design.directions` (each scaled by its spread over the pool). Deterministic for a seed."""
     check_network_count(n)
-    space = design._space
+    space = design.space
     pool = list(dict.fromkeys(space.format(a) for a in space.sample_many(_POOL, seed=seed)))
     directions = design.directions(design.usage(pool))
     spread = directions.std(axis=0)

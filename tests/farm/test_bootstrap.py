@@ -181,3 +181,13 @@ def test_the_bootstrap_command_then_a_full_build_measures_the_estimates(tmp_path
     one_line_error(
         run_nag(*boot[:2], "--from", "nosuch", "--from-db", source, "--to", "ort-cpu", "--db", new, *farm, env=env), "nosuch"
     )
+
+
+def test_a_source_table_missing_a_block_is_refused_with_the_fix(design: Design) -> None:
+    from farm.errors import MissingBlockError
+
+    partial = Design(
+        dict(list(zip(design.keys, design.values, strict=True))[:-20]), space=SPACE, width=WIDTH, resolution=RESOLUTION
+    )
+    with pytest.raises(MissingBlockError, match=r"source table lacks block .* 'nag table build'"):
+        choose_networks(partial, 20)

@@ -36,9 +36,9 @@ import numpy as np
 from agents import MeasurementSpec
 from farm.errors import CalibrationError, MissingBlockError, TableConflictError
 from farm.lut import MAD_TO_STD, Calibration, LutPredictor, network_latencies
-from farm.scheduler import JobReport, Task
+from farm.scheduler import JobReport
 from farm.store import Store, Summary, TableKey
-from farm.tables import measure_tasks
+from farm.tables import measure_tasks, network_tasks
 from farm.validation import ValidationReport, validate
 from nag.errors import SettingError
 from nag.space import get_space
@@ -315,7 +315,7 @@ def bootstrap_table(
         return found
 
     targets()  # before any measuring
-    tasks = [Task(source.space, source.width, source.resolution, "network", arch) for arch in archs]
+    tasks = network_tasks(source.space, archs, width=source.width, resolution=source.resolution)
     description = f"table bootstrap {source.space} r{source.resolution}: {n} networks on {kind}"
     report = measure_tasks(farm, store, tasks, kind=kind, spec=spec, description=description, on_progress=on_progress)
     fits: dict[TableKey, tuple[ScalingFit, list[str]]] = {}

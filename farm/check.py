@@ -24,6 +24,7 @@ from agents import Measurement, MeasurementSpec
 from farm.reference import reference_archs
 from farm.registry import DeviceGroup, DeviceRecord
 from farm.scheduler import JobReport, Task
+from farm.tables import network_tasks
 from nag.errors import SettingError, show_value
 
 __all__ = ["DeviceAgreement", "FleetCheck", "agreement", "check_fleet", "relative_half_width"]
@@ -136,7 +137,7 @@ def check_fleet(
     if not (isinstance(tolerance, (int, float)) and 0 < tolerance < 1):
         raise SettingError(f"--tolerance must be a fraction between 0 and 1, got {show_value(tolerance)}; e.g. 0.05 for +-5%")
     references = reference_archs(space)
-    tasks = [Task(space, width, resolution, "network", arch) for arch in references]
+    tasks = network_tasks(space, references, width=width, resolution=resolution)
     results: dict[str, dict[str, Measurement]] = {}
     groups: dict[str, DeviceGroup] = {}
 

@@ -36,7 +36,7 @@ from farm.reference import reference_archs
 from farm.registry import DeviceRecord
 from farm.scheduler import JobReport, Task
 from farm.store import ReferenceRow, Store, TableKey
-from farm.tables import block_tasks, held_tasks, measure_tasks, table_key
+from farm.tables import block_tasks, held_tasks, measure_tasks, network_tasks, table_key
 from nag.errors import SettingError, show_value
 
 __all__ = [
@@ -55,7 +55,7 @@ __all__ = [
     "series_tables",
 ]
 
-# A point costs 3 whole networks, about 60 blocks' worth of measuring (a network is ~20 blocks): one point in
+# A point costs 3 whole networks, about 60 blocks' worth of measuring (an estimate: a network is ~20 blocks): one point in
 # the middle of a 96-block table keeps the references' cost near that of the table itself while halving the
 # span a drift can hide in (and what --remeasure-drifted measures again).
 DEFAULT_REFERENCE_EVERY = 48
@@ -207,7 +207,7 @@ def measure_point(
             points[key] = store.next_reference_point(key)
         store.put_reference(key, point=points[key], phase=phase, arch=task.item, measurement=measurement)
 
-    tasks = [Task(space, width, resolution, "network", arch) for arch in reference_archs(space)]
+    tasks = network_tasks(space, reference_archs(space), width=width, resolution=resolution)
     report: JobReport = farm.run(
         tasks, kind=kind, spec=spec, already_done=lambda group, pending: set(), on_result=collect,
         description=f"reference networks ({phase}) {space} w{width:g} r{resolution} on {kind}", on_progress=on_progress,

@@ -24,6 +24,7 @@ __all__ = [
     "build_tables",
     "held_tasks",
     "measure_tasks",
+    "network_tasks",
     "prefetch_exports",
     "table_key",
     "validate_tables",
@@ -39,6 +40,11 @@ def table_key(group: Hashable, task: Task, *, device: str, spec: MeasurementSpec
         space=task.space, width=task.width, resolution=task.resolution, device=device, fingerprint=group.fingerprint,
         runtime=group.runtime, runtime_version=group.runtime_version, spec_key=spec.key(),
     )  # fmt: skip
+
+
+def network_tasks(space_name: str, archs: Sequence[str], *, width: float, resolution: int) -> list[Task]:
+    """One task per whole network (canonical strings) at the setting, in order."""
+    return [Task(space_name, width, resolution, "network", arch) for arch in archs]
 
 
 def block_tasks(space_name: str, *, width: float, resolutions: Sequence[int]) -> list[Task]:
@@ -182,7 +188,7 @@ def validate_tables(
 ) -> ValidationOutcome:
     """Measure ``n`` random whole networks (seeded, so a rerun measures the same ones and skips them)."""
     archs = validation_archs(space, n, seed=seed)
-    tasks = [Task(space, width, resolution, "network", arch) for arch in archs]
+    tasks = network_tasks(space, archs, width=width, resolution=resolution)
     description = f"table validate {space} w{width:g} r{resolution}: {n} networks on {kind}"
     report = measure_tasks(farm, store, tasks, kind=kind, spec=spec, description=description, on_progress=on_progress)
     return ValidationOutcome(report=report, archs=archs)

@@ -57,12 +57,11 @@ def measure_answers(
     """Measure ``archs`` on ``farm`` as whole networks at the setting of ``predictor``'s table (a
     :class:`farm.lut.LutPredictor`); raises :class:`nag.errors.NagError` when some could not be measured."""
     from farm.lut import network_latencies
-    from farm.scheduler import Task
-    from farm.tables import measure_tasks
+    from farm.tables import measure_tasks, network_tasks
 
     table = predictor.table
     names = list(dict.fromkeys(archs))
-    tasks = [Task(table.space, table.width, table.resolution, "network", a) for a in names]
+    tasks = network_tasks(table.space, names, width=table.width, resolution=table.resolution)
     report = measure_tasks(
         farm, store, tasks, kind=table.device, spec=spec, description=f"bench: {len(names)} answers on {table.device}",
         on_progress=on_progress,

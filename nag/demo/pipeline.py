@@ -167,9 +167,9 @@ class DemoRun:
         return LutPredictor(self.store, table)
 
     def _network_tasks(self, archs: list[str]) -> list[Any]:
-        from farm.scheduler import Task
+        from farm.tables import network_tasks
 
-        return [Task(SPACE, self.c.network_width, self.c.resolution, "network", a) for a in archs]
+        return network_tasks(SPACE, archs, width=self.c.network_width, resolution=self.c.resolution)
 
     def _prefetch(self, tasks: list[Any]) -> None:
         """Export the models the farm is about to measure, on every core, before any measurement starts."""

@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, fields, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args, get_type_hints
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -96,21 +96,14 @@ class Generated:
         if missing:
             raise ValueError(f"no {', '.join(map(repr, missing))} in {sorted(data)!r}")
         values = {name: data[name] for name in known if name in data}
+        hints = get_type_hints(cls)
         for name, value in values.items():
-            kind = _FIELD_TYPES[name]
-            if not (value is None and name in ("outside_trained_range", "note", "budget_quantile")) and (
-                isinstance(value, bool) != (kind is bool) or not isinstance(value, kind)
-            ):
-                raise ValueError(f"{name!r} is {value!r}, not {kind.__name__ if isinstance(kind, type) else 'a number'}")
+            allowed = get_args(hints[name]) or (hints[name],)  # ``str | None`` -> (str, NoneType)
+            if float in allowed:
+                allowed = (*allowed, int)  # JSON writes a whole float as an integer
+            if isinstance(value, bool) != (bool in allowed) or not isinstance(value, allowed):
+                raise ValueError(f"{name!r} is {value!r}, not {' or '.join(t.__name__ for t in allowed)}")
         return cls(**values)
-
-
-_FIELD_TYPES: dict[str, Any] = {
-    "budget_ms": (int, float), "arch": str, "latency_ms": (int, float), "accuracy": (int, float), "score": (int, float),
-    "feasible": bool, "interpolated": bool, "outside_trained_range": str, "budget_policy": str, "candidates": int,
-    "distinct_candidates": int, "feasible_candidates": int, "rounds": int, "time_ms": (int, float), "note": str,
-    "selected_by": str, "refine_steps": int, "accuracy_queries": int, "budget_quantile": (int, float),
-}  # fmt: skip
 
 
 def _budget_seed(seed: int, budget_ms: float) -> int:

@@ -154,12 +154,6 @@ def _generated(data: Any, where: str) -> Generated:
         raise MetricsError(f"{where}: {exc}") from None
 
 
-_RUN_KEYS = (
-    "space", "data", "budgets_ms", "best_trial", "selection", "evaluator_heldout_pairwise_accuracy", "trials",
-    "timings_s", "overlapped",
-)  # fmt: skip
-
-
 @dataclass(frozen=True)
 class RunMetrics:
     """Everything ``metrics.json`` holds: the data, the trained budgets, every trial, the best one, the timings."""
@@ -223,7 +217,7 @@ class RunMetrics:
             trials=trials,
             timings_s=_numbers(data.get("timings_s", {}), "metrics.timings_s"),
             overlapped=overlapped,
-            extra={k: v for k, v in data.items() if k not in _RUN_KEYS},
+            extra={k: v for k, v in data.items() if k not in _KNOWN},
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -234,3 +228,6 @@ class RunMetrics:
             **{k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v) for k, v in known.items()},
             "trials": [t.to_dict() for t in self.trials],
         }
+
+
+_KNOWN = {f.name for f in fields(RunMetrics)} - {"extra"}  # the keys metrics.json has always had

@@ -45,7 +45,7 @@ from farm.errors import CalibrationError, InvalidEntryError, MissingBlockError, 
 from farm.ofa_lut import OFA_RUNTIME
 from farm.store import Row, Store, TableKey
 from nag.errors import SettingError, show_value
-from nag.latency import check_quantile
+from nag.latency import LatencyPredictor, PiecewiseLinear, check_quantile
 from nag.space import get_space
 
 __all__ = ["Calibration", "LutPredictor", "Statistic", "calibrate", "fit_calibration", "network_latencies", "select_table"]
@@ -104,6 +104,15 @@ class Calibration:
         if self.offset_ms < 0 and table_sum_ms < self.sum_min_ms:
             return table_sum_ms * (self.offset_ms + self.scale * self.sum_min_ms) / self.sum_min_ms
         return self.offset_ms + self.scale * table_sum_ms
+
+    def as_map(self) -> PiecewiseLinear:
+        """:meth:`apply` as a piecewise-linear map over all sums (what inference prices candidates with): the line,
+        or, with a negative offset, the ratio through the origin up to ``sum_min_ms`` and the line beyond it."""
+        line = (self.offset_ms, self.offset_ms + self.scale)
+        if self.offset_ms >= 0:
+            return PiecewiseLinear((0.0, 1.0), line)
+        low = self.sum_min_ms
+        return PiecewiseLinear((0.0, low, 2 * low), (0.0, self.apply(low), self.apply(2 * low)))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -323,6 +332,15 @@ class LutPredictor:
         predictor = copy.copy(self)
         predictor._quantile = self._checked_quantile(q)
         return predictor
+
+    def summed(self) -> tuple[LatencyPredictor, PiecewiseLinear] | None:
+        """(the uncalibrated table sum, the calibration as a map) when the prediction is the calibrated sum; None
+        for an uncalibrated table (its sum is the prediction) or a quantile (not a map of the sum alone)."""
+        if self._calibration is None or self._quantile is not None:
+            return None
+        inner = copy.copy(self)
+        inner._calibration = None
+        return inner, self._calibration.as_map()
 
     @property
     def space(self) -> str:

@@ -6,6 +6,20 @@ Concrete predictors live where their data does: the farm provides one backed by 
 
 from __future__ import annotations
 
-from nag.latency._protocol import LatencyPredictor, QuantileLatencyPredictor, StorableLatencyPredictor, check_quantile
+from nag.latency._protocol import (
+    LatencyPredictor,
+    QuantileLatencyPredictor,
+    StorableLatencyPredictor,
+    SummedLatencyPredictor,
+    check_quantile,
+)
+from nag.latency.piecewise import PiecewiseLinear
 
-__all__ = ["LatencyPredictor", "QuantileLatencyPredictor", "StorableLatencyPredictor", "check_quantile"]
+__all__ = [
+    "LatencyPredictor",
+    "PiecewiseLinear",
+    "QuantileLatencyPredictor",
+    "StorableLatencyPredictor",
+    "SummedLatencyPredictor",
+    "check_quantile",
+]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-__all__ = ["LatencyPredictor", "QuantileLatencyPredictor", "StorableLatencyPredictor", "check_quantile"]
+if TYPE_CHECKING:
+    from nag.latency.piecewise import PiecewiseLinear
+
+__all__ = ["LatencyPredictor", "QuantileLatencyPredictor", "StorableLatencyPredictor", "SummedLatencyPredictor", "check_quantile"]
 
 
 @runtime_checkable
@@ -47,6 +50,17 @@ class QuantileLatencyPredictor(LatencyPredictor, Protocol):
 
     def with_quantile(self, q: float | None) -> QuantileLatencyPredictor:
         """A copy answering the ``q``-quantile (None: the point estimate); raises SettingError unless 0 < q < 1."""
+
+
+@runtime_checkable
+class SummedLatencyPredictor(LatencyPredictor, Protocol):
+    """A latency predictor that is a fixed increasing piecewise-linear map of another predictor's values (a block
+    table's calibration of its sums): inference prices candidates through the inner predictor's additive form
+    and then the map (:class:`nag.search.scoring.AdditiveForm`), checked against ``predict_ms`` itself."""
+
+    def summed(self) -> tuple[LatencyPredictor, PiecewiseLinear] | None:
+        """``(inner, f)`` with ``predict_ms(a) == f(inner.predict_ms(a))`` for every architecture, or None when this
+        predictor is not such a map at present (e.g. it answers a quantile)."""
 
 
 def check_quantile(q: Any) -> float | None:

@@ -28,7 +28,7 @@ from nag.data import ArchTable
 from nag.errors import SettingError
 from nag.latency import LatencyPredictor
 from nag.search.config import SearchConfig
-from nag.search.inference import Generated, infer, sample_policy, warm_up, with_budget_quantile
+from nag.search.inference import Generated, infer, priced_policy_draws, warm_up, with_budget_quantile
 from nag.search.metrics import RunMetrics
 from nag.search.rundir import check_storable, load_inference, save_run
 from nag.space import get_space
@@ -295,10 +295,6 @@ def propose(
     """
     with compute_threads(threads):
         model = load_inference(run_dir)
-        proposals = []
-        for budget in budgets_ms:
-            archs = sample_policy(model, budget, n, seed=seed)
-            proposals.append(
-                [{"arch": a, "latency_ms": ms} for a, ms in zip(archs, model.latency.predict_ms(archs), strict=True)]
-            )
-        return proposals
+        return [
+            [{"arch": a, "latency_ms": ms} for a, ms in priced_policy_draws(model, budget, n, seed=seed)] for budget in budgets_ms
+        ]

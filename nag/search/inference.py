@@ -45,7 +45,7 @@ from nag.search.scoring import CandidateScorer
 if TYPE_CHECKING:
     from nag.search.model import SearchModel
 
-__all__ = ["BATCH_ROWS", "Generated", "infer", "sample_policy", "warm_up"]
+__all__ = ["BATCH_ROWS", "Generated", "infer", "priced_policy_draws", "sample_policy", "warm_up"]
 
 # Rows sampled in one pass of the policy: the first rounds of several budgets are batched up to this many
 # rows (a budget asking for more is sampled alone, as it would be anyway).
@@ -289,12 +289,25 @@ def sample_policy(model: InferenceModel | SearchModel, budget_ms: float, n: int,
     """``n`` architectures drawn from the generator's policy for ``budget_ms``, duplicates kept and nothing
     filtered: what the generator proposes before inference checks the latency (the paper's Fig. 3 (b), (c)).
     """
+    model = _numpy(model)
+    return [model.space.format(a) for a in model.layout.actions_to_archs(model.space, _policy_draws(model, budget_ms, n, seed))]
+
+
+def priced_policy_draws(model: InferenceModel | SearchModel, budget_ms: float, n: int, *, seed: int = 0) -> list[tuple[str, float]]:
+    """:func:`sample_policy`'s draws, each with its latency by the run's predictor (through its additive form when
+    it has one): ``(arch, latency_ms)`` pairs, in the same order."""
+    model = _numpy(model)
+    actions = _policy_draws(model, budget_ms, n, seed)
+    latencies = _scorer(model, None).latency(actions)
+    archs = model.layout.actions_to_archs(model.space, actions)
+    return [(model.space.format(a), float(ms)) for a, ms in zip(archs, latencies, strict=True)]
+
+
+def _policy_draws(model: InferenceModel, budget_ms: float, n: int, seed: int) -> np.ndarray:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise SettingError(f"n must be a positive integer, got {n!r}")
-    model = _numpy(model)
     embedding = model.policy.embed([model.budgets.place(budget_ms)])
-    actions = model.policy.sample(np.repeat(embedding, n, axis=0), _rng(seed, budget_ms))
-    return [model.space.format(a) for a in model.layout.actions_to_archs(model.space, actions)]
+    return model.policy.sample(np.repeat(embedding, n, axis=0), _rng(seed, budget_ms))
 
 
 def with_budget_quantile(model: InferenceModel, q: float | None) -> InferenceModel:

@@ -10,6 +10,7 @@ latency predictor has one, its additive form (``latency_form.*``, float64; :clas
     surrogate.<name>               the accuracy surrogate's (SURROGATE_WEIGHTS)
     latency_form.constant          () ms
     latency_form.costs             (slots, kernels, expands) ms
+    latency_form.knots             (m, 2) the map that finishes the sum (a calibration; absent: the sum itself)
 
 :meth:`InferenceModel.from_arrays` checks every name, shape and value against the run's settings, builds
 the numpy networks and checks what they compute on sampled architectures (the surrogate's estimates near
@@ -30,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from nag.latency import LatencyPredictor
+from nag.latency import LatencyPredictor, PiecewiseLinear
 from nag.search.budgets import BudgetPlacement, BudgetSet, mix_embeddings
 from nag.search.config import SearchConfig
 from nag.search.layout import StagedLayout
@@ -47,9 +48,11 @@ __all__ = [
     "NumpyMLP",
     "expected_shapes",
     "form_arrays",
+    "form_from_arrays",
 ]
 
-INFERENCE_FORMAT = 1  # version of inference.npz's content
+INFERENCE_FORMAT = 2  # version of inference.npz's content (2: latency_form.knots may be present)
+READABLE_FORMATS = (1, 2)  # a format-1 file is a format-2 file without knots
 SURROGATE_WEIGHTS = ("net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias", "net.4.weight", "net.4.bias", "mean", "scale")
 EVALUATOR_WEIGHTS = (
     "budget_embedding.table.weight",
@@ -61,6 +64,7 @@ EVALUATOR_WEIGHTS = (
     "fc3.bias",
 )
 _FORM = ("latency_form.constant", "latency_form.costs")
+_KNOTS = "latency_form.knots"  # optional beside _FORM
 _OUTPUT_CHECKS = 16  # sampled architectures on which loaded networks are checked
 _ESTIMATE_SLACK = 1.0  # how far outside [0, 1] a surrogate estimate of a sampled architecture may fall before it is damage
 
@@ -192,10 +196,12 @@ class InferenceModel:
     ) -> InferenceModel:
         """Build from ``inference.npz``'s arrays (see the module docstring); raises ValueError naming a bad entry."""
         fmt = arrays.get("format")
-        if fmt is None or fmt.shape != () or fmt.dtype.kind not in "iu" or int(fmt) != INFERENCE_FORMAT:
-            raise ValueError(f"format is {None if fmt is None else fmt.tolist()!r}; this version reads {INFERENCE_FORMAT}")
+        if fmt is None or fmt.shape != () or fmt.dtype.kind not in "iu" or int(fmt) not in READABLE_FORMATS:
+            raise ValueError(
+                f"format is {None if fmt is None else fmt.tolist()!r}; this version reads {', '.join(map(str, READABLE_FORMATS))}"
+            )
         has_evaluator = any(name.startswith("evaluator.") for name in arrays)
-        _check(arrays, expected_shapes(layout, config, evaluator=has_evaluator), _FORM)
+        _check(arrays, expected_shapes(layout, config, evaluator=has_evaluator), (*_FORM, _KNOTS))
         g = config.generator
         policy = NumpyPolicy.from_weights(
             layout,
@@ -211,7 +217,7 @@ class InferenceModel:
             if has_evaluator
             else None
         )
-        model = cls(space, layout, budgets, config, policy, surrogate, evaluator, latency, _form(arrays, layout))
+        model = cls(space, layout, budgets, config, policy, surrogate, evaluator, latency, form_from_arrays(arrays, layout))
         model._check_outputs()
         return model
 
@@ -238,8 +244,10 @@ class InferenceModel:
             raise ValueError("the evaluator scores sampled architectures as not finite")
 
 
-def _form(arrays: Mapping[str, np.ndarray], layout: StagedLayout) -> AdditiveForm | None:
-    present = [name in arrays for name in _FORM]
+def form_from_arrays(arrays: Mapping[str, np.ndarray], layout: StagedLayout) -> AdditiveForm | None:
+    """The additive form stored in ``inference.npz``'s ``arrays`` (None when it holds none); raises ValueError
+    naming a damaged entry."""
+    present = [name in arrays for name in (*_FORM, _KNOTS)]
     if not any(present):
         return None
     constant, costs = (arrays.get(name) for name in _FORM)
@@ -248,14 +256,19 @@ def _form(arrays: Mapping[str, np.ndarray], layout: StagedLayout) -> AdditiveFor
         raise ValueError(f"latency_form needs a constant () and costs {list(shape)}")
     if constant.dtype != np.float64 or costs.dtype != np.float64 or not np.isfinite(costs).all() or not np.isfinite(constant):
         raise ValueError("latency_form holds values that are not finite float64 milliseconds")
-    return AdditiveForm(layout=layout, constant=float(constant), costs=costs)
+    knots = arrays.get(_KNOTS)
+    output = None if knots is None else PiecewiseLinear.from_array(knots)  # ValueError names what is wrong
+    return AdditiveForm(layout=layout, constant=float(constant), costs=costs, output=output)
 
 
 def form_arrays(form: AdditiveForm | None) -> dict[str, np.ndarray]:
     """``inference.npz``'s entries of an additive form (none for None)."""
     if form is None:
         return {}
-    return {
+    arrays = {
         "latency_form.constant": np.asarray(form.constant, dtype=np.float64),
         "latency_form.costs": form.costs.astype(np.float64),
     }
+    if form.output is not None:
+        arrays[_KNOTS] = form.output.to_array()
+    return arrays

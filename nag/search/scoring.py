@@ -4,12 +4,14 @@ Inference and its refinement (:mod:`nag.search.refine`) ask the latency predicto
 about thousands of candidates per budget. Going through architecture objects costs a parse per candidate
 (about 40 us for ofa-mbv3), so :class:`CandidateScorer` takes two exact shortcuts when they apply:
 
-- **Latency as an additive form of the decisions.** A block table's sum (calibrated affinely or not) and the
-  additive predictor are, for a staged space, ``c + sum over used slots of w[slot, kernel, expand]``. The
-  scorer *measures* ``c`` and ``w`` by asking the predictor about probe architectures (each slot's choices
-  changed one at a time on the deepest network; each stage's depth lowered), then checks the form against
-  the predictor on random architectures. Only when every check agrees to 1e-9 relative is the form used:
-  a predictor that is not additive (a learned model, say) is always asked itself.
+- **Latency as an additive form of the decisions.** A block table's sum and the additive predictor are, for a
+  staged space, ``c + sum over used slots of w[slot, kernel, expand]``. The scorer *measures* ``c`` and ``w``
+  by asking the predictor about probe architectures (each slot's choices changed one at a time on the
+  deepest network; each stage's depth lowered), then checks the form against the predictor on random
+  architectures. A calibrated table (:class:`nag.latency.SummedLatencyPredictor`) is measured through its
+  uncalibrated sum and finished by its calibration's piecewise-linear map, then checked the same way. Only
+  when every check agrees to 1e-9 relative is the form used: a predictor that is not additive (a learned
+  model, say) is always asked itself.
 - **Accuracy through encodings.** A source that implements :class:`nag.accuracy.EncodedAccuracySource` is
   given the space's encoding of the rows directly (when the layout reproduces ``space.encode`` exactly).
 
@@ -19,14 +21,14 @@ Either way the values are the predictor's and the source's own; the tests compar
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from nag.accuracy import AccuracySource, EncodedAccuracySource
 from nag.errors import NagError
-from nag.latency import LatencyPredictor
+from nag.latency import LatencyPredictor, PiecewiseLinear, SummedLatencyPredictor
 from nag.search.layout import StagedLayout
 from nag.space import SearchSpace
 
@@ -38,17 +40,20 @@ _RELATIVE_TOLERANCE = 1e-9
 
 @dataclass(frozen=True, eq=False)
 class AdditiveForm:
-    """``latency(actions) = constant + sum over used slots of costs[slot, kernel index, expand index]``."""
+    """``latency(actions) = output(constant + sum over used slots of costs[slot, kernel index, expand index])``."""
 
     layout: StagedLayout
     constant: float  # ms: the fixed blocks and the slots every depth uses, at their first choices
     costs: np.ndarray  # (slots, kernels, expands) ms, relative to the constant's reference choices
+    output: PiecewiseLinear | None = None  # the map that finishes the sum (a table's calibration); None: the sum itself
 
     @classmethod
     def probe(cls, layout: StagedLayout, space: SearchSpace[Any], latency: LatencyPredictor) -> AdditiveForm | None:
         """The additive form of ``latency`` over ``layout``'s decisions, or None when it has none (checked)."""
+        summed = latency.summed() if isinstance(latency, SummedLatencyPredictor) else None
+        inner, output = summed if summed is not None else (latency, None)
         try:
-            form = cls._measure(layout, space, latency)
+            form = replace(cls._measure(layout, space, inner), output=output)
             samples = layout.archs_to_actions([space.sample(random.Random(seed)) for seed in range(_CHECK_SAMPLES)])
             expected = np.asarray(latency.predict_ms(layout.actions_to_archs(space, samples)), dtype=np.float64)
         except NagError:
@@ -98,7 +103,8 @@ class AdditiveForm:
         """Latency in ms of each canonical action row ``(n, T)``."""
         layout = self.layout
         values = self.costs[np.arange(layout.num_slots), actions[:, layout.kernel_steps], actions[:, layout.expand_steps]]
-        return self.constant + (values * layout.slot_used(actions)).sum(axis=1)
+        sums = self.constant + (values * layout.slot_used(actions)).sum(axis=1)
+        return sums if self.output is None else self.output(sums)
 
 
 class CandidateScorer:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from nag.errors import NagError
-from nag.latency import LatencyPredictor, QuantileLatencyPredictor, StorableLatencyPredictor
+from nag.latency import LatencyPredictor, QuantileLatencyPredictor, StorableLatencyPredictor, SummedLatencyPredictor
 from nag.search.rundir import LATENCY_KINDS, check_storable, load_latency
 from nag.space import get_space
 
@@ -115,3 +115,19 @@ def test_a_declared_quantile_brackets_the_estimate(kind_predictor: tuple[str, La
     stored = load_latency(json.loads(json.dumps(check_storable(high))))
     assert isinstance(stored, QuantileLatencyPredictor) and stored.quantile == 0.9
     assert stored.predict_ms(ARCHS) == pytest.approx(high.predict_ms(ARCHS), rel=1e-12)
+
+
+def test_a_declared_sum_map_is_exact(kind_predictor: tuple[str, LatencyPredictor]) -> None:
+    """The optional capability inference prices candidates through: a predictor that declares itself a map of an
+    inner predictor's values answers exactly that map of them (and, answering a quantile, declares none)."""
+    _, predictor = kind_predictor
+    if not isinstance(predictor, SummedLatencyPredictor):
+        pytest.skip(f"{type(predictor).__name__} does not declare a sum map")
+    summed = predictor.summed()
+    if summed is None:
+        pytest.skip(f"this {type(predictor).__name__} is not a map of a sum (e.g. uncalibrated)")
+    inner, output = summed
+    assert list(output(inner.predict_ms(ARCHS))) == pytest.approx(predictor.predict_ms(ARCHS), rel=1e-12)
+    assert inner.predict_ms(ARCHS) != pytest.approx(predictor.predict_ms(ARCHS), rel=1e-6)  # the map does something
+    if isinstance(predictor, QuantileLatencyPredictor):
+        assert predictor.with_quantile(0.9).summed() is None  # type: ignore[attr-defined]

@@ -201,7 +201,7 @@ def _rewrite(run: Path, change: dict[str, Any]) -> None:
         ({"generator.head_bias": np.zeros((2, 2), dtype=np.float32)}, r"generator.head_bias is float32\[2, 2\], expected"),
         ({"evaluator.fc2.bias": np.full(128, np.nan, dtype=np.float32)}, "evaluator.fc2.bias holds values that are not finite"),
         ({"surrogate.mean": np.asarray(50.0, dtype=np.float32)}, "must be accuracy fractions"),
-        ({"format": np.asarray(99)}, "format is 99; this version reads 1"),
+        ({"format": np.asarray(99)}, "format is 99; this version reads 1, 2"),
         ({"latency_form.costs": None}, "latency_form needs a constant"),
     ],
 )

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from farm.lut import LutPredictor
+from farm.lut import Calibration, LutPredictor
 from farm.store import Store
 from nag.accuracy.fitted import FittedAccuracyPredictor
 from nag.errors import SettingError
@@ -18,6 +18,7 @@ from nag.search.config import InferenceConfig, SearchConfig
 from nag.search.known_answer import KnownAnswerProblem
 from nag.search.layout import StagedLayout
 from nag.search.model import new_generator
+from nag.search.numpy_model import form_arrays, form_from_arrays
 from nag.search.policy import NumpyPolicy
 from nag.search.refine import neighbours, refine
 from nag.search.scoring import AdditiveForm, CandidateScorer
@@ -67,6 +68,29 @@ def test_additive_form_of_a_block_table_gives_the_tables_own_values(tmp_path) ->
     assert form is not None
     archs = SPACE.sample_many(300, seed=7)
     np.testing.assert_allclose(form(LAYOUT.archs_to_actions(archs)), lut.predict_ms(archs), rtol=1e-12)
+
+
+@pytest.mark.parametrize("offset_ms", [1.5, -2.0])  # a line; a line that turns into a ratio below its fitted range
+def test_a_calibrated_tables_form_is_its_sum_finished_by_the_calibration(tmp_path, offset_ms: float) -> None:  # type: ignore[no-untyped-def]
+    lut = _lut(tmp_path)
+    archs = SPACE.sample_many(400, seed=8)
+    sums = np.asarray(lut.predict_ms(archs))
+    low, high = float(np.quantile(sums, 0.5)), float(sums.max())  # half the networks fall below the fitted range
+    calibration = Calibration(offset_ms, 1.1, 0.03, 20, 0, "huber-relative", lut.statistic, low, high)
+    with Store(tmp_path / "t.db") as store:
+        store.put_calibration(lut.table, calibration)
+        calibrated = LutPredictor(store, lut.table)
+    form = AdditiveForm.probe(LAYOUT, SPACE, calibrated)
+    assert form is not None and form.output is not None
+    expected = calibrated.predict_ms(archs)
+    np.testing.assert_allclose(form(LAYOUT.archs_to_actions(archs)), expected, rtol=1e-12)
+    assert not np.allclose(expected, sums)  # the calibration is applied, not skipped
+    # stored in inference.npz and read back, it prices the same
+    restored = form_from_arrays(form_arrays(form), LAYOUT)
+    assert restored is not None
+    np.testing.assert_array_equal(restored(LAYOUT.archs_to_actions(archs)), form(LAYOUT.archs_to_actions(archs)))
+    # a quantile is not a map of the sum alone: that predictor is asked itself
+    assert AdditiveForm.probe(LAYOUT, SPACE, calibrated.with_quantile(0.9)) is None
 
 
 def test_a_predictor_that_is_not_additive_is_asked_itself() -> None:

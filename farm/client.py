@@ -244,6 +244,101 @@ class _ThreadDevices:
         self._workers.clear()
 
 
+class _DeferredExecutor:
+    """An executor made on the first task it is given: a job whose tasks are all held already starts nothing."""
+
+    def __init__(self, make: Callable[[], Executor]) -> None:
+        self._make = make
+        self._executor: Executor | None = None
+
+    def start(self, device_id: str, task: Task) -> Hashable:
+        if self._executor is None:
+            self._executor = self._make()
+        return self._executor.start(device_id, task)
+
+    def next_done(self, timeout_s: float) -> tuple[Hashable, Outcome] | None:
+        return None if self._executor is None else self._executor.next_done(timeout_s)
+
+
+class _LazyRayDevices:
+    """A local Ray farm that starts on its first measurement (``Farm.local(lazy=True)``).
+
+    Until then the devices' records come from the devices themselves, read once in this process (what their
+    actors would report: fingerprint, runtime and version, so the same groups and tables), and a plain
+    registry keeps health, flags and jobs; those are handed to Ray's registry when it starts. A run that finds
+    everything measured already (a rerun) never pays Ray's start, seconds on a small machine.
+    """
+
+    def __init__(self, devices: Sequence[DeviceInfo], config: AgentsConfig, cache_dir: str | None) -> None:
+        self._start_args = (list(devices), config, cache_dir)
+        self._registry = Registry()
+        node = socket.gethostname()
+        for device in devices:
+            worker = DeviceWorker(device.kind, device.device_id, config, cache_dir=cache_dir)
+            try:
+                self._registry.register(_record(worker.info(), device_actor_name(device.device_id), node))
+            finally:
+                worker.close()
+        self._ray: _RayDevices | None = None
+
+    def _started(self) -> _RayDevices:
+        if self._ray is None:
+            _start_local_ray(*self._start_args)
+            started = _RayDevices()
+            for record in self._registry.devices(None):  # what was decided before the start still holds
+                if record.health != "ok":
+                    started.set_health(record.device_id, record.health, record.detail)
+                if record.flag:
+                    started.set_flag(record.device_id, record.flag)
+            for job in self._registry.jobs():
+                started.job_update(job, wait=True)
+            self._ray = started
+        return self._ray
+
+    def devices(self, kind: str | None) -> list[DeviceRecord]:
+        return self._registry.devices(kind) if self._ray is None else self._ray.devices(kind)
+
+    def set_health(self, device_id: str, health: str, detail: str) -> None:
+        if self._ray is None:
+            self._registry.set_health(device_id, health, detail)
+        else:
+            self._ray.set_health(device_id, health, detail)
+
+    def set_flag(self, device_id: str, flag: str) -> None:
+        if self._ray is None:
+            self._registry.set_flag(device_id, flag)
+        else:
+            self._ray.set_flag(device_id, flag)
+
+    def job_update(self, record: JobRecord, *, wait: bool) -> None:
+        if self._ray is None:
+            self._registry.job_update(record)
+        else:
+            self._ray.job_update(record, wait=wait)
+
+    def jobs(self) -> list[JobRecord]:
+        return self._registry.jobs() if self._ray is None else self._ray.jobs()
+
+    def health(self, record: DeviceRecord, timeout_s: float) -> dict[str, Any]:
+        return self._started().health(record, timeout_s)
+
+    def executor(self, records: dict[str, DeviceRecord], spec: MeasurementSpec) -> Executor:
+        return _DeferredExecutor(lambda: self._started().executor(records, spec))
+
+    def close(self) -> None:
+        if self._ray is not None:
+            self._ray.close()
+
+
+def _start_local_ray(devices: Sequence[DeviceInfo], config: AgentsConfig, cache_dir: str | None) -> None:
+    """A new Ray of this process's own with one actor per device (never a cluster that runs on this machine)."""
+    resources: dict[str, float] = {device_resource(d.device_id): 1 for d in devices}
+    for device in devices:
+        resources[kind_resource(device.kind)] = resources.get(kind_resource(device.kind), 0) + 1
+    init_ray("local", namespace=NAMESPACE, resources=resources, include_dashboard=False)
+    start_device_actors(devices, config, cache_dir=cache_dir)
+
+
 EXECUTORS = ("ray", "threads")
 
 
@@ -254,7 +349,7 @@ class Farm:
     cluster) or on threads over this machine's devices without Ray (``Farm.local(executor="threads")``).
     """
 
-    def __init__(self, *, started_ray: bool, devices: _RayDevices | _ThreadDevices | None = None) -> None:
+    def __init__(self, *, started_ray: bool, devices: _RayDevices | _ThreadDevices | _LazyRayDevices | None = None) -> None:
         self._started_ray = started_ray
         self._devices = devices if devices is not None else _RayDevices()
 
@@ -266,9 +361,11 @@ class Farm:
         config: AgentsConfig | None = None,
         cache_dir: str | None = None,
         executor: str = "ray",
+        lazy: bool = False,
     ) -> Farm:
         """A farm of this machine's devices (of ``kinds``): on a Ray of its own with one actor per device
-        (``executor="ray"``), or on one thread per device without Ray (``executor="threads"``).
+        (``executor="ray"``), or on one thread per device without Ray (``executor="threads"``). With ``lazy``,
+        Ray starts on the first measurement a job needs, not before (a job with nothing left starts nothing).
 
         Ray's node address is loopback: ``$NAG_RAY_NODE_IP`` when set, else 127.0.0.2 (:mod:`nag.ray_session`).
         """
@@ -278,12 +375,9 @@ class Farm:
         devices = probe_all(config, kinds=list(kinds) if kinds else None).devices
         if executor == "threads":
             return cls(started_ray=False, devices=_ThreadDevices(devices, config, cache_dir))
-        resources: dict[str, float] = {device_resource(d.device_id): 1 for d in devices}
-        for device in devices:
-            resources[kind_resource(device.kind)] = resources.get(kind_resource(device.kind), 0) + 1
-        # "local": always a new Ray of its own, never a cluster that happens to run on this machine
-        init_ray("local", namespace=NAMESPACE, resources=resources, include_dashboard=False)
-        start_device_actors(devices, config, cache_dir=cache_dir)
+        if lazy:
+            return cls(started_ray=False, devices=_LazyRayDevices(devices, config, cache_dir))
+        _start_local_ray(devices, config, cache_dir)
         return cls(started_ray=True)
 
     @classmethod

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import csv
 import hashlib
 import json
@@ -111,10 +113,13 @@ def test_a_rerun_reuses_every_stage_and_nag_report_redraws_the_page(
     out, first = dynast_demo
     stamps = {name: (out / name).stat().st_mtime_ns for name in ("search/evaluator.pt", "dynast-fit.json")}
     again = run_demo(out, QUICK, progress=False)
-    assert [s.reused for s in again.stages] == [True, True, True, False]
+    assert [s.reused for s in again.stages] == [True, True, True, True]
     assert "0 measured now" in again.stages[0].detail
     assert {name: (out / name).stat().st_mtime_ns for name in stamps} == stamps
-    assert [g["arch"] for g in again.generated] == [g["arch"] for g in first.generated]
+    # the answers, their measurements and the references' check are the first run's: nothing measured again
+    assert again.generated == first.generated
+    assert again.rescale == json.loads(json.dumps(first.rescale))  # as demo.json holds it
+    assert "as generated and measured by the earlier run" in again.stages[3].detail
 
     # nag report DIR rebuilds the page (and the figures) from demo.json alone.
     for name in ("report.html", "frontier.png", "summary.json"):
@@ -263,6 +268,16 @@ def test_a_checkpoint_that_does_not_fit_the_data_fails_before_anything_runs(tmp_
     with pytest.raises(SettingError, match=r"classifies 10 classes but .* has 2; give the data it was trained on"):
         run_demo(tmp_path / "out", given.replace(width=1.0), progress=False)
     assert not (tmp_path / "out").exists()  # nothing started, nothing written
+
+
+@pytest.mark.parametrize("n", [4, 30, 400])
+def test_spearman_is_scipys_with_ties(n: int) -> None:
+    rng = random.Random(n)
+    xs = [float(rng.randint(0, 6)) for _ in range(n)]  # many ties
+    ys = [x + 4 * rng.random() for x in xs]
+    found, expected = spearman(xs, ys), spearmanr(xs, ys)
+    assert found["rho"] == pytest.approx(expected.statistic, rel=1e-12)
+    assert found["p_value"] == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
 
 
 def test_spearman_is_undefined_for_constant_values() -> None:

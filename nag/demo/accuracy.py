@@ -15,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +42,13 @@ class Labels:
     """The search's labelled architectures, and the source that scores the generated networks."""
 
     table: ArchTable  # arch, latency (the farm table's prediction), accuracy: the search's data
-    scorer: AccuracySource  # top-1 of the generated networks
+    open_scorer: Callable[[], AccuracySource]  # opens what scores the generated networks' top-1 (a fit, a model)
+
+    @cached_property
+    def scorer(self) -> AccuracySource:
+        """The source of the generated networks' top-1, opened on first use (a rerun that reuses its answers never
+        opens it: the DyNAS-T predictor's fit alone takes seconds)."""
+        return self.open_scorer()
 
     @property
     def value(self) -> str:
@@ -71,7 +79,6 @@ def dynast_labels(run: DemoRun, predictor: Any) -> Labels:
     with run.stage("accuracy (DyNAS-T: real ImageNet top-1 of w1.0 subnets)") as info:
         archs, top1 = dynast_table()
         table = _labelled_table(archs, predictor.predict_ms(archs), top1, f"DyNAS-T rows ({PROVENANCE})")
-        scorer = open_source("dynast").source
         fit, info["reused"] = _cross_fit(run.result.out / CROSS_FIT_FILE, archs, top1, data_hash=_file_hash(TABLE))
         _record_sampled(run, table)
         run.result.files["dynast_fit"] = CROSS_FIT_FILE
@@ -85,7 +92,7 @@ def dynast_labels(run: DemoRun, predictor: Any) -> Labels:
             f"{len(archs)} rows, top-1 {min(top1):.1%}..{max(top1):.1%}; predictor cross-fitted ({fit['folds']} folds): "
             f"RMSE {fit['rmse_points']:.3f} points, Kendall tau {fit['kendall_tau']:.3f}"
         )
-    return Labels(table, scorer)
+    return Labels(table, lambda: open_source("dynast").source)
 
 
 def _cross_fit(path: Path, archs: list[str], top1: list[float], *, data_hash: str) -> tuple[dict[str, Any], bool]:
@@ -182,8 +189,7 @@ def supernet_labels(run: DemoRun, predictor: Any, data: Data) -> Labels:
         "scored": f"top-1 on the test split ({sizes['test']} of the {c.data_label}), which labelled nothing",
         "splits": sizes,
     }
-    scorer = SupernetAccuracy(checkpoint, test_data, settings=settings, cache=tested, progress=run.progress)
-    return Labels(table, scorer)
+    return Labels(table, lambda: SupernetAccuracy(checkpoint, test_data, settings=settings, cache=tested, progress=run.progress))
 
 
 def _supernet(run: DemoRun, data: Data) -> tuple[Path, str]:

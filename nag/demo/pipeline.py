@@ -32,7 +32,7 @@ from typing import Any
 from nag.data import atomic_write_bytes
 from nag.demo.accuracy import Labels, check_supernet_inputs, dynast_labels, supernet_labels
 from nag.demo.config import DemoConfig, fingerprint
-from nag.demo.result import DemoResult, Stage, save_result
+from nag.demo.result import DemoFileError, DemoResult, Stage, load_result, save_result
 
 __all__ = ["DemoResult", "Stage", "run_demo"]
 
@@ -81,13 +81,16 @@ def run_demo(
     result = DemoResult(out=out_dir, config=config)
     spec = MeasurementSpec(warmup_runs=config.warmup, runs=config.runs, threads=1)
     cache = str(default_cache_dir())  # the local farm's actors and the prefetch share it
-    with Store(out_dir / "latency.db") as store, Farm.local(kinds=[config.kind], cache_dir=cache) as farm:
+    # lazy: Ray starts with the first measurement a stage needs, so a rerun that reuses everything starts none
+    with Store(out_dir / "latency.db") as store, Farm.local(kinds=[config.kind], cache_dir=cache, lazy=True) as farm:
         run = DemoRun(result, _State(out_dir / STATE_FILE), farm, store, spec, cache, log or (lambda _line: None), progress)
         predictor = run.latency()
         labels = dynast_labels(run, predictor) if data is None else supernet_labels(run, predictor, data)
         run_dir = run.search(labels, predictor)
-        run.generate(run_dir, labels, predictor)
+        generated = run.generate(run_dir, labels, predictor)
     save_result(result)
+    if generated is not None:  # only once demo.json holds the stage's output may a rerun reuse it
+        run.state.set("generate", generated)
     result.summary = write_report(result)
     return result
 
@@ -211,8 +214,9 @@ class DemoRun:
         return run_dir
 
     # -- 4. generate -------------------------------------------------------------------------------------------
-    def generate(self, run_dir: Path, labels: Labels, predictor: Any) -> None:
-        """One inference per budget; each answer measured on the farm and scored; the generator's raw draws."""
+    def generate(self, run_dir: Path, labels: Labels, predictor: Any) -> str | None:
+        """One inference per budget; each answer measured on the farm and scored; the generator's raw draws.
+        Returns the stage's fingerprint to record once demo.json is written (None: the earlier output was reused)."""
         from farm.drift import rescale
         from farm.lut import network_latencies
         from farm.progress import job_progress
@@ -222,7 +226,17 @@ class DemoRun:
 
         c = self.c
         budgets = demo_budgets([row["latency_ms"] for row in self.result.sampled], c.budgets)
+        value = fingerprint("generate", self.state.values.get("search"), budgets, c.seed, c.histogram_samples, c.to_dict())
         with self.stage(f"generate for {len(budgets)} budgets, then measure") as info:
+            earlier = self._earlier_generate() if self.state.matches("generate", value) else None
+            if earlier is not None:
+                # the answers, their measurements and the references' check of the run that measured them (a fresh
+                # check now would explain measurements it did not see)
+                self.result.generated, self.result.proposals = earlier.generated, earlier.proposals
+                self.result.uniform_ms, self.result.rescale = earlier.uniform_ms, earlier.rescale
+                info["reused"] = True
+                info["detail"] = f"{len(earlier.generated)} architectures, as generated and measured by the earlier run"
+                return None
             # DyNAS-T: pick (and refine) by the fast source, as the paper selects; the supernet's test split must not
             # choose what it then scores, so that path picks by the run's surrogate
             by_source = c.accuracy == "dynast"
@@ -266,6 +280,16 @@ class DemoRun:
                 f"per budget; {within}/{len(generated)} within budget as measured; the references run x{now.factor:.3f} "
                 f"(band {now.low:.3f}-{now.high:.3f}) of their speed while the table was built"
             )
+        return value
+
+
+    def _earlier_generate(self) -> DemoResult | None:
+        """The earlier run's result when it holds this stage's output (demo.json), else None (generate afresh)."""
+        try:
+            earlier = load_result(self.result.out)
+        except DemoFileError:
+            return None
+        return earlier if earlier.generated and earlier.rescale else None
 
 
 def _raise_failures(*reports: Any) -> None:

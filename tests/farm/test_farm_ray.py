@@ -179,3 +179,31 @@ def test_a_local_farm_stays_on_loopback_without_being_told(tmp_path: Path, monke
 
 def test_env_is_loopback() -> None:
     assert os.environ["NAG_RAY_NODE_IP"] == "127.0.0.2"
+
+
+def test_a_lazy_farm_starts_ray_only_when_a_job_has_something_to_measure(
+    phones: tuple[AdbStandinServer, dict[str, StandinDevice]], tmp_path: Path, model_cache: Path
+) -> None:
+    server, _ = phones
+    config = AgentsConfig(adb=AdbConfig(port=server.port), local=False)
+    tasks = _tasks(4)
+    with Store(tmp_path / "tables.db") as store:
+        with _farm(server, model_cache) as farm:  # an eager farm measures the tasks
+            eager_groups = {d.group for d in farm.devices()}
+            measure_tasks(farm, store, tasks, kind="adb-litert", spec=SPEC, description="first")
+        assert not ray.is_initialized()
+        with Farm.local(kinds=["adb-litert"], config=config, cache_dir=str(model_cache), lazy=True) as farm:
+            assert {d.group for d in farm.devices()} == eager_groups  # the same groups, hence the same tables
+            farm.set_health("adb-litert:phone-c", "quarantined", "the test took it out")
+            again = measure_tasks(farm, store, tasks, kind="adb-litert", spec=SPEC, description="all held")
+            assert (again.done, again.skipped) == (0, 4)
+            assert not ray.is_initialized()  # nothing to measure: nothing started
+            more = measure_tasks(farm, store, _tasks(6), kind="adb-litert", spec=SPEC, description="two new")
+            assert ray.is_initialized()
+            assert (more.done, more.skipped) == (2, 4)
+            assert "adb-litert:phone-c" not in more.per_device  # the quarantine made before the start holds
+            health = {d.device_id: d.health for d in farm.devices()}
+            jobs = [job["description"] for job in farm.status()["jobs"]]
+        assert health["adb-litert:phone-c"] == "quarantined"
+        assert {"all held", "two new"} <= set(jobs)  # the job run before the start is in Ray's registry too
+    assert not ray.is_initialized()

@@ -30,6 +30,7 @@ Network (channels at width 1.2; all widths are ``make_divisible(base * width, 8)
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -155,6 +156,9 @@ def _parse_ints(section: str, what: str, expected: int) -> tuple[int, ...]:
     return tuple(parse_int(token, what, position + 1) for position, token in enumerate(tokens))
 
 
+# A search reads each of a table's architectures more than once (loading it, then labelling); the parsed object is
+# immutable, so equal strings share one. Bounded: a 16,000-row table fits, a million strings do not grow memory.
+@functools.lru_cache(maxsize=1 << 15)
 def _parse_string(text: str) -> MBV3Arch:
     stripped = check_arch_text(text)
     if stripped.startswith("{"):

@@ -153,6 +153,8 @@ _REGISTRY_UPDATE_S = 0.5  # how often a running job's counts reach the registry 
 class _RayDevices:
     """The farm's devices as Ray actors, and its registry as a named actor (a local Ray or a lab cluster)."""
 
+    queue_depth = 2  # an actor runs its calls in order, one at a time: a second waits behind the first
+
     def __init__(self) -> None:
         try:
             self._registry = ray.get_actor(REGISTRY_NAME, namespace=NAMESPACE)
@@ -198,6 +200,8 @@ class _ThreadDevices:
     this lacks: a device whose runtime crashes takes this process with it (a rerun resumes the table), and
     no other process sees the registry ('nag farm status' shows a Ray farm's).
     """
+
+    queue_depth = 1  # the devices share one thread pool: a second task would run beside the first
 
     def __init__(self, devices: Sequence[DeviceInfo], config: AgentsConfig, cache_dir: str | None) -> None:
         self._registry = Registry()
@@ -268,6 +272,8 @@ class _LazyRayDevices:
     registry keeps health, flags and jobs; those are handed to Ray's registry when it starts. A run that finds
     everything measured already (a rerun) never pays Ray's start, seconds on a small machine.
     """
+
+    queue_depth = _RayDevices.queue_depth
 
     def __init__(self, devices: Sequence[DeviceInfo], config: AgentsConfig, cache_dir: str | None) -> None:
         self._start_args = (list(devices), config, cache_dir)
@@ -468,7 +474,9 @@ class Farm:
 
         executor = self._devices.executor(records, spec)
         try:
-            report = Scheduler(executor, max_attempts=max_attempts, quarantine_after=quarantine_after).run(
+            report = Scheduler(
+                executor, max_attempts=max_attempts, quarantine_after=quarantine_after, queue_depth=self._devices.queue_depth
+            ).run(
                 tasks,
                 [DeviceSlot(device_id, device_id if every_device else r.group) for device_id, r in records.items()],
                 already_done=already_done,

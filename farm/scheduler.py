@@ -5,7 +5,10 @@ one kind. Devices with the same fingerprint, runtime and version form a *group* 
 table, so every group needs every task once. For each group the scheduler:
 
 1. skips what the table already holds (``already_done``),
-2. hands the rest to the group's idle, healthy devices, one task per device at a time,
+2. hands the rest to the group's idle, healthy devices, one task per device at a time (with ``queue_depth``
+   2, for an executor that runs a device's tasks one after another, a second task is queued behind the
+   running one while the group has at least a task per healthy device left: the device starts it the moment
+   the first ends instead of waiting for the driver's round trip, and the tail stays balanced),
 3. writes every result as it arrives (``on_result``; the farm commits it to SQLite at once),
 4. retries a task that failed transiently on another device of the group where there is one (at most
    ``max_attempts`` tries), fails a task at once on a permanent error, and
@@ -86,7 +89,7 @@ class JobReport:
 @dataclass
 class _DeviceState:
     slot: DeviceSlot
-    busy: bool = False
+    in_flight: int = 0  # tasks started on the device and not yet reported
     consecutive_failures: int = 0
     quarantined: bool = False
 
@@ -102,9 +105,20 @@ class _Pending:
 class Scheduler:
     """Spreads a job over devices through an :class:`Executor`; see the module docstring."""
 
-    def __init__(self, executor: Executor, *, max_attempts: int = 3, quarantine_after: int = 3, poll_s: float = 0.2) -> None:
-        if max_attempts < 1 or quarantine_after < 1:
-            raise ValueError("max_attempts and quarantine_after must be >= 1")
+    def __init__(
+        self,
+        executor: Executor,
+        *,
+        max_attempts: int = 3,
+        quarantine_after: int = 3,
+        poll_s: float = 0.2,
+        queue_depth: int = 1,
+    ) -> None:
+        """``queue_depth`` 2 only for an executor that runs each device's tasks in order, one at a time (a Ray
+        actor does; a thread pool shared by the devices does not)."""
+        if max_attempts < 1 or quarantine_after < 1 or queue_depth not in (1, 2):
+            raise ValueError("max_attempts and quarantine_after must be >= 1, and queue_depth 1 or 2")
+        self._queue_depth = queue_depth
         self._executor = executor
         self._max_attempts = max_attempts
         self._quarantine_after = quarantine_after
@@ -145,7 +159,7 @@ class Scheduler:
             ticket, outcome = finished
             device_id, pending = running.pop(ticket)
             state = states[device_id]
-            state.busy = False
+            state.in_flight -= 1
             if not outcome.ok:
                 self._failed(pending, state, outcome, queues, report, on_quarantine)
                 self._progress(report, on_progress)
@@ -172,17 +186,20 @@ class Scheduler:
         states: dict[str, _DeviceState],
         running: dict[Hashable, tuple[str, _Pending]],
     ) -> None:
-        for state in states.values():
-            if state.busy or state.quarantined:
-                continue
-            queue = queues[state.slot.group]
-            pending = self._take_for(queue, state.slot.device_id, states)
-            if pending is None:
-                continue
-            pending.attempts += 1
-            ticket = self._executor.start(state.slot.device_id, pending.task)
-            state.busy = True
-            running[ticket] = (state.slot.device_id, pending)
+        for depth in range(1, self._queue_depth + 1):  # every idle device gets a task before any gets a second
+            for state in states.values():
+                if state.in_flight >= depth or state.quarantined:
+                    continue
+                queue = queues[state.slot.group]
+                if depth > 1 and len(queue) < sum(1 for s in states.values() if s.slot.group == state.slot.group and not s.quarantined):
+                    continue  # the group's last tasks: each to whichever device frees first
+                pending = self._take_for(queue, state.slot.device_id, states)
+                if pending is None:
+                    continue
+                pending.attempts += 1
+                ticket = self._executor.start(state.slot.device_id, pending.task)
+                state.in_flight += 1
+                running[ticket] = (state.slot.device_id, pending)
 
     @staticmethod
     def _take_for(queue: deque[_Pending], device_id: str, states: dict[str, _DeviceState]) -> _Pending | None:

@@ -102,12 +102,27 @@ def test_device_actor_process_killed_mid_build_is_restarted_and_the_build_comple
 
         report = measure_tasks(farm, store, tasks, kind="adb-litert", spec=SPEC, description="test", on_progress=kill_process)
         rows = store.rows(store.tables(device="adb-litert")[0], "block")
-        second_pid = ray.get(actor.pid.remote())
+        second_pid = _pid_once_reachable(actor)
         health = {d["device_id"]: d["health"] for d in farm.status()["devices"]}
     assert killed and second_pid != first_pid  # a new process, started by Ray
     assert report.failed == [] and report.quarantined == [] and report.done == 10
     assert sorted(r.item for r in rows) == sorted(t.item for t in tasks)  # every entry once, none lost
     assert health == {"adb-litert:phone-solo": "ok"}
+
+
+def _pid_once_reachable(actor: object, timeout_s: float = 20.0) -> int:
+    """The actor's process id, asked until this handle reaches the restarted process: a handle that last spoke to
+    the killed one may answer ActorUnavailableError for a moment after the farm's own calls already went through."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return int(ray.get(actor.pid.remote()))  # type: ignore[attr-defined]
+        except ray.exceptions.ActorUnavailableError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def test_failing_phone_is_quarantined_and_its_work_goes_elsewhere(

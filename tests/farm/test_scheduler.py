@@ -193,3 +193,48 @@ def test_thread_executor_over_a_real_agent(tmp_path: Any) -> None:
     assert all(len(m["samples_ms"]) == 3 and m["kind"] == "ort-cpu" for m in written.values())
     with pytest.raises(Exception, match="item_kind must be"):
         task_blocks(Task("ofa-mbv3", 1.2, 64, "layer", "x"))
+
+
+class InFlightExecutor(ScriptedExecutor):
+    """Records, at every start, how many tasks each device has started and not yet finished."""
+
+    def __init__(self, behaviour: Behaviour) -> None:
+        super().__init__(behaviour)
+        self.open: dict[str, int] = {}
+        self.peaks: list[dict[str, int]] = []
+
+    def start(self, device_id: str, task: Task) -> Hashable:
+        self.open[device_id] = self.open.get(device_id, 0) + 1
+        self.peaks.append(dict(self.open))
+        return super().start(device_id, task)
+
+    def next_done(self, timeout_s: float) -> tuple[Hashable, Outcome] | None:
+        found = super().next_done(timeout_s)
+        if found is not None:
+            device_id = self.calls[found[0]][0]  # type: ignore[index]
+            self.open[device_id] -= 1
+        return found
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_a_queue_depth_of_two_queues_one_task_behind_the_running_one_but_not_at_the_tail(depth: int) -> None:
+    executor = InFlightExecutor(OK)
+    written: list[Task] = []
+    report = Scheduler(executor, poll_s=0, queue_depth=depth).run(
+        tasks(9),
+        TWO,
+        already_done=lambda group, ts: set(),
+        on_result=lambda group, slot, task, result: written.append(task),
+    )
+    assert report.done == 9 and sorted(t.item for t in written) == sorted(t.item for t in tasks(9))
+    most = max(max(p.values()) for p in executor.peaks)
+    assert most == depth  # never more than the depth on one device
+    # the first starts give every device one task before any gets a second
+    assert executor.peaks[1] == {"a": 1, "b": 1}
+    # with fewer tasks left than healthy devices, no task waits behind another
+    assert max(executor.peaks[-1].values()) == 1
+
+
+def test_a_queue_depth_other_than_one_or_two_is_refused() -> None:
+    with pytest.raises(ValueError, match="queue_depth 1 or 2"):
+        Scheduler(ScriptedExecutor(OK), queue_depth=3)

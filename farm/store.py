@@ -33,8 +33,11 @@ Schema (version 2)::
             device_id, median_ms, mean_ms, std_ms, count, ci_low_ms, ci_high_ms (NULL when undefined),
             measured_at, PRIMARY KEY (table_id, point, device_id, arch))   -- added in version 2
 
-A store of an older version is migrated when opened (version 1 -> 2 adds ``reference_series``): each step
-of ``_MIGRATIONS`` is additive, so every table, entry and calibration stays as it was.
+A store of an older version is migrated when opened to write (version 1 -> 2 adds ``reference_series``):
+each step of ``_MIGRATIONS`` is additive, so every table, entry and calibration stays as it was. A store
+opened to read (``Store(path, read_only=True)``: ``nag farm status``, ``nag table predict`` and the other
+commands that only read) is read as it is, through SQLite's read-only mode, so a store on a read-only file
+or directory can be read and is never changed: a version-1 store reads as having no reference series.
 
 CSV and Parquet export and import (``Store.export_csv`` and friends) live in :mod:`farm.store_files`.
 """
@@ -43,6 +46,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -81,6 +85,7 @@ __all__ = [
     "Summary",
     "TableKey",
     "check_reference_row",
+    "connect_read_only",
     "is_corruption",
     "now_iso",
 ]
@@ -92,6 +97,7 @@ ItemKind = Literal["block", "network"]
 REFERENCE_PHASES = ("start", "during", "end", "recheck")
 _CHUNK = 500  # host parameters per IN (...) query; SQLite's oldest limit is 999
 _CORRUPTION_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
+_READONLY_CODE = 8  # SQLITE_READONLY
 MAX_COUNT = 10**12  # timed samples behind one entry; more is not a measurement (and overflows SQLite's INTEGER near 9.2e18)
 
 _SCHEMA = """
@@ -133,6 +139,7 @@ CREATE TABLE reference_series (
 """
 # Version n -> n + 1, additive only (an older store keeps every row it has).
 _MIGRATIONS = {1: _REFERENCE_SERIES}
+_SERIES_VERSION = 2  # the first version with reference_series (an older store read as it is has no series)
 _KEY_COLUMNS = ("space", "width", "resolution", "device", "fingerprint", "runtime", "runtime_version", "spec_key")
 _VALUE_COLUMNS = (
     "mean_ms", "std_ms", "count", "median_ms", "mad_ms", "p10_ms", "p90_ms", "samples_ms", "flags", "device_id",
@@ -304,6 +311,39 @@ def is_corruption(exc: sqlite3.DatabaseError) -> bool:
     return "malformed" in str(exc) or "not a database" in str(exc)
 
 
+def connect_read_only(path: Path, *, timeout_s: float = 30.0) -> sqlite3.Connection:
+    """A connection through which SQLite never writes ``path`` (``mode=ro``), its first read done.
+
+    SQLite reads a WAL-mode database through its ``-shm`` index, which it creates when missing; in a directory
+    this process cannot write, with no ``-wal`` file beside the database (so no write is in progress and
+    nothing is left to merge), the file is opened ``immutable`` instead: nobody without write access to that
+    directory can start a write. Raises :class:`StoreError` when a ``-wal`` file is there but cannot be read,
+    ``sqlite3.Error`` for anything else (the caller says what the file is not).
+    """
+    uri = path.resolve().as_uri()
+    options: dict[str, Any] = {"uri": True, "timeout": timeout_s, "isolation_level": None, "check_same_thread": False}
+    conn = sqlite3.connect(f"{uri}?mode=ro", **options)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if os.access(path.parent, os.W_OK):
+            raise
+        if path.with_name(path.name + "-wal").exists():
+            raise StoreError(
+                f"{path} cannot be read: SQLite needs to write {path.name}-shm beside its -wal file, in a directory this "
+                f"user cannot write ({exc}); copy the store and its -wal file to a writable directory and read the copy"
+            ) from exc
+    conn = sqlite3.connect(f"{uri}?immutable=1", **options)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 def _check_kind(item_kind: str) -> None:
     if item_kind not in ITEM_KINDS:
         raise InvalidEntryError(f"item kind must be one of {', '.join(ITEM_KINDS)}, got {item_kind!r}")
@@ -364,6 +404,10 @@ def _key(record: sqlite3.Row) -> TableKey:
 class Store:
     """A latency store in one SQLite file; created with the current schema when the file does not exist.
 
+    With ``read_only``, SQLite never writes the file (see :func:`connect_read_only`): an older schema is read as
+    it is rather than migrated, and a write raises :class:`~farm.errors.StoreError`. A command that only reads
+    opens its store so; a command that writes migrates it (in one transaction, when opened).
+
     Thread-safe: one lock serializes every use of the object's connection. Raises
     :class:`~farm.errors.NotAStoreError` for a path that is not a store, :class:`~farm.errors.SchemaVersionError`
     for a newer schema, :class:`~farm.errors.StoreNotFoundError` for a missing file when ``create=False``.
@@ -379,8 +423,10 @@ class Store:
         create: bool = True,
         synchronous: Literal["FULL", "NORMAL"] = "FULL",
         timeout_s: float = 30.0,
+        read_only: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.read_only = read_only
         if synchronous not in ("FULL", "NORMAL"):
             raise StoreError(f"synchronous must be 'FULL' or 'NORMAL', got {synchronous!r}")
         if self.path.is_dir():
@@ -388,33 +434,34 @@ class Store:
                 f"{self.path} is a directory, not a latency store; pass a file path such as {self.path / 'tables.db'}"
             )
         if not self.path.exists():
-            if not create:
+            if not create or read_only:
                 raise StoreNotFoundError(f"no latency store at {self.path}; check the path, or build one with 'nag table build'")
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         try:
-            conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
+            if read_only:
+                conn = connect_read_only(self.path, timeout_s=timeout_s)
+            else:
+                conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
+        except sqlite3.DatabaseError as exc:
+            if read_only:  # its first read failed
+                raise self._unreadable(exc) from exc
             raise NotAStoreError(f"cannot open {self.path} as an SQLite database: {exc}") from exc
         conn.row_factory = sqlite3.Row
         try:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            # A reader leaves the journal mode as the writer set it (setting it writes the file's header).
+            mode = "wal" if read_only else conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             conn.execute(f"PRAGMA synchronous={synchronous}")
             conn.execute("PRAGMA foreign_keys=ON")
             self._quick_check(conn)
-            self._ensure_schema(conn)
+            self._version = self._ensure_schema(conn)
         except CorruptStoreError:
             conn.close()
             raise
         except sqlite3.DatabaseError as exc:
             conn.close()
-            if is_corruption(exc) and "not a database" not in str(exc):
-                raise self._corrupt(str(exc)) from exc
-            raise NotAStoreError(
-                f"{self.path} is not an SQLite database ({exc}); pass the path of a latency store (a store whose first "
-                "page is damaged reads this way too: move it aside and rebuild it with 'nag table build')"
-            ) from exc
+            raise self._unreadable(exc) from exc
         except BaseException:
             conn.close()
             raise
@@ -431,6 +478,20 @@ class Store:
             problems = [line for text in found for line in str(text).splitlines() if not line.startswith("***")]
             raise self._corrupt("; ".join(problems[:2]) or "quick_check failed")
 
+    def _unreadable(self, exc: sqlite3.DatabaseError) -> StoreError:
+        """The error for a file SQLite could not open: read-only to a writer, damaged, or not a database at all."""
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF == _READONLY_CODE or "readonly database" in str(exc):
+            return StoreError(
+                f"{self.path} cannot be written (SQLite: {exc}); this command writes to the store: make the file and its "
+                "directory writable, or work on a copy"
+            )
+        if is_corruption(exc) and "not a database" not in str(exc):
+            return self._corrupt(str(exc))
+        return NotAStoreError(
+            f"{self.path} is not an SQLite database ({exc}); pass the path of a latency store (a store whose first "
+            "page is damaged reads this way too: move it aside and rebuild it with 'nag table build')"
+        )
+
     def _corrupt(self, problem: str) -> CorruptStoreError:
         path = self.path
         shown = problem if len(problem) <= 160 else problem[:157] + "..."
@@ -440,12 +501,18 @@ class Store:
             "missing with 'nag table build' (it measures only what the store lacks) or 'nag table import-ofa'"
         )
 
-    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
+    def _ensure_schema(self, conn: sqlite3.Connection) -> int:
         """Check the schema of an existing store (a plain read: readers never take the write lock); create it
         in an empty database, or migrate an older store (both under the write lock, re-checked there: two
-        processes may race)."""
-        if self._schema_version(conn) == SCHEMA_VERSION:
-            return
+        processes may race). A read-only store is read as it is. Returns the version the store now has."""
+        found = self._schema_version(conn)
+        if found is not None and (found == SCHEMA_VERSION or self.read_only):
+            return found
+        if self.read_only:
+            raise NotAStoreError(
+                f"{self.path} is an empty SQLite database, not a latency store; pass the path of a store that "
+                "'nag table build' or 'nag table import-ofa' wrote"
+            )
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
@@ -469,6 +536,7 @@ class Store:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        return SCHEMA_VERSION
 
     def _schema_version(self, conn: sqlite3.Connection) -> int | None:
         """The schema version of a store this version reads, None for an empty database; raises for anything else."""
@@ -522,6 +590,8 @@ class Store:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One transaction under the lock: committed on normal exit, rolled back on any exception."""
+        if self.read_only:
+            raise StoreError(f"the store {self.path} is open read-only; open it with Store(path) to write to it")
         with self._read() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -685,7 +755,7 @@ class Store:
         """The table's reference series, by point, device and network; [] when it has none."""
         with self._read() as conn:
             table_id = self._table_id(conn, table, create=False)
-            if table_id is None:
+            if table_id is None or self._version < _SERIES_VERSION:
                 return []
             records = conn.execute(
                 f"SELECT {', '.join(f.name for f in fields(ReferenceRow))} FROM reference_series WHERE table_id = ? "
@@ -698,7 +768,7 @@ class Store:
         """The number the table's next reference point takes (0 for a table without a series)."""
         with self._read() as conn:
             table_id = self._table_id(conn, table, create=False)
-            if table_id is None:
+            if table_id is None or self._version < _SERIES_VERSION:
                 return 0
             found = conn.execute("SELECT MAX(point) FROM reference_series WHERE table_id = ?", (table_id,)).fetchone()[0]
         return 0 if found is None else int(found) + 1

@@ -1,6 +1,6 @@
 """Reference networks over a table's life (farm.drift): a stand-in device that slows down mid-build is reported
 beyond its band and its span is measured again; a steady one is not; predictions rescale by the measured factor;
-a version-1 store migrates."""
+a version-1 store migrates when written and is read as it is when read-only."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ import pytest
 from agents import AgentsConfig, MeasurementSpec
 from farm.client import Farm
 from farm.drift import BuildOutcome, build_with_references, drift_report, rescale, series_tables
-from farm.errors import ReferenceSeriesError
+from farm.errors import ReferenceSeriesError, StoreError
 from farm.lut import LutPredictor
 from farm.reference import REFERENCE_COUNT, reference_archs
-from farm.store import SCHEMA_VERSION, Store, TableKey
+from farm.store import SCHEMA_VERSION, Store, TableKey, connect_read_only
 from farm.store_check import salvage_store
 from farm.tables import block_tasks
 from nag.errors import SettingError
@@ -160,6 +160,46 @@ def test_a_version_1_store_migrates_on_open(tmp_path: Path) -> None:
     assert meta["schema_version"] == str(SCHEMA_VERSION) == "2"
     with Store(path, create=False) as store:  # and opens again as it is
         assert store.next_reference_point(key) == 1
+
+
+def test_a_read_only_version_1_store_is_read_as_it_is(tmp_path: Path) -> None:
+    """Status reads a v1 store on a read-only file in a read-only directory without migrating it. The tests run as
+    root, whom chmod does not stop, so the file's bytes are what shows nothing wrote it, and SQLite's read-only
+    mode (what the store opens with) is checked to refuse a write."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    path = folder / "v1.db"
+    shutil.copyfile(V1_STORE, path)
+    with sqlite3.connect(path) as conn:  # as the version-1 store left its files: in WAL mode
+        assert conn.execute("PRAGMA journal_mode=WAL").fetchone() == ("wal",)
+    conn.close()
+    before = path.read_bytes()
+    path.chmod(0o444)
+    folder.chmod(0o555)
+    config = tmp_path / "agents.yaml"
+    config.write_text("local: false\nadb: null\n")
+    env = {"NAG_AGENTS_CONFIG": str(config), "NAG_CACHE_DIR": str(tmp_path / "cache")}
+    try:
+        with Store(path, read_only=True) as store:
+            (imported,) = store.tables()
+            assert store.count(imported, "block") == 1 and store.get_calibration(imported) == {"offset_ms": 0.25, "scale": 1.1}
+            assert store.reference_series(imported) == [] and store.next_reference_point(imported) == 0
+            assert drift_report(store, imported) is None and series_tables(store) == []
+            with pytest.raises(StoreError, match="open read-only; open it with Store"):
+                store.put_calibration(imported, {"scale": 1.0})
+        refused = connect_read_only(path)
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            refused.execute("CREATE TABLE x (a)")
+        refused.close()
+        status = run_nag("farm", "status", "--db", str(path), "--executor", "threads", "--json", env=env)
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["drift"] == []
+        checked = run_nag("table", "check", "--db", str(path), env=env)
+        assert checked.returncode == 0 and "intact" in checked.stdout and "1 table(s), 1 entries" in checked.stdout
+    finally:
+        folder.chmod(0o755)
+    assert path.read_bytes() == before
+    assert sqlite3.connect(path).execute("SELECT value FROM store_meta WHERE key = 'schema_version'").fetchone() == ("1",)
 
 
 def test_the_commands_report_drift_remeasure_and_rescale(sleep_farm: Farm, tmp_path: Path) -> None:

@@ -33,6 +33,14 @@ Schema (version 2)::
             device_id, median_ms, mean_ms, std_ms, count, ci_low_ms, ci_high_ms (NULL when undefined),
             measured_at, PRIMARY KEY (table_id, point, device_id, arch))   -- added in version 2
 
+Exporters. A measurement the farm takes names the exporter that wrote its model in ``extra["exporter"]``
+(:func:`nag.space.export.exporter_identity`: the direct writer or torch's, with its graph's version): the same
+block from another exporter is another graph (the direct ``.tflite`` is NHWC, litert-torch's NCHW with
+transposes at both ends). The table key does not hold it, so the puts of measurements keep each table to one:
+a measurement whose exporter differs from the one recorded by the table's entries raises
+:class:`~farm.errors.TableConflictError`. Entries measured before exporters were recorded (and imported
+summaries) record none, so nothing is compared with them: which exporter wrote them cannot be told.
+
 A store of an older version is migrated when opened to write (version 1 -> 2 adds ``reference_series``):
 each step of ``_MIGRATIONS`` is additive, so every table, entry and calibration stays as it was. A store
 opened to read (``Store(path, read_only=True)``: ``nag farm status``, ``nag table predict`` and the other
@@ -386,6 +394,34 @@ def _measurement_values(table: TableKey, measurement: Measurement) -> dict[str, 
     return values
 
 
+def _exporter(extra: Mapping[str, Any] | None) -> str | None:
+    """The exporter a measurement's ``extra`` names (see the module docstring); None when it names none."""
+    found = extra.get("exporter") if isinstance(extra, Mapping) else None
+    return found if isinstance(found, str) else None
+
+
+def _check_exporter(conn: sqlite3.Connection, table: TableKey, table_id: int | None, exporter: str | None, what: str) -> None:
+    """Raise :class:`TableConflictError` when the table's entries record another exporter than ``exporter``."""
+    if exporter is None:
+        return
+    held = None
+    query = "SELECT measurement FROM entries WHERE table_id = ? AND measurement LIKE '%\"exporter\"%' ORDER BY rowid"
+    for (text,) in conn.execute(query, (table_id,)):  # the first entry that records one: they all agree
+        try:
+            held = _exporter(json.loads(text).get("extra"))
+        except (ValueError, AttributeError):
+            continue
+        if held is not None:
+            break
+    if held is not None and held != exporter:
+        raise TableConflictError(
+            f"table {table.label()} holds entries measured on models written by the exporter {held}, but {what} was "
+            f"measured on one written by {exporter}: the same block is another graph, so one table must not mix them; "
+            "build the table into a new store (nag table build --db NEW.db ...), or measure with the nag version "
+            "(and exporter) that built it"
+        )
+
+
 def _row(record: sqlite3.Row) -> Row:
     return Row(
         item_kind=record["item_kind"], item=record["item"], mean_ms=record["mean_ms"], std_ms=record["std_ms"],
@@ -628,7 +664,7 @@ class Store:
         """
         check_item(item_kind, item)
         values = _measurement_values(table, measurement)
-        return self._insert(table, item_kind, item, values)
+        return self._insert(table, item_kind, item, values, exporter=_exporter(measurement.extra))
 
     def put_summary(
         self, table: TableKey, item_kind: ItemKind, item: str, *, mean_ms: float, std_ms: float, count: int, replace: bool = False
@@ -679,11 +715,12 @@ class Store:
                 changed += 1
         return changed
 
-    def _insert(self, table: TableKey, item_kind: str, item: str, values: Mapping[str, Any]) -> bool:
+    def _insert(self, table: TableKey, item_kind: str, item: str, values: Mapping[str, Any], *, exporter: str | None) -> bool:
         columns = [name for name in _VALUE_COLUMNS if name != "created_at"]
         row = [values.get(name) for name in columns]
         with self._write() as conn:
             table_id = self._table_id(conn, table, create=True)
+            _check_exporter(conn, table, table_id, exporter, f"{item_kind} {item!r} from {values['device_id']!r}")
             cursor = conn.execute(
                 f"INSERT INTO entries (table_id, item_kind, item, {', '.join(columns)}, created_at) "
                 f"VALUES (?, ?, ?, {', '.join('?' * len(columns))}, ?) ON CONFLICT DO NOTHING",
@@ -727,6 +764,9 @@ class Store:
         low, high = (v if math.isfinite(v) else None for v in (measurement.ci95_low_ms, measurement.ci95_high_ms))
         with self._write() as conn:
             table_id = self._table_id(conn, table, create=True)
+            _check_exporter(
+                conn, table, table_id, _exporter(measurement.extra), f"reference {arch!r} from {values['device_id']!r}"
+            )
             conn.execute(
                 "INSERT OR REPLACE INTO reference_series (table_id, point, phase, arch, device_id, median_ms, mean_ms, std_ms, "
                 "count, ci_low_ms, ci_high_ms, measured_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -12,9 +12,13 @@ drifted when its change is beyond the band and beyond ``tolerance`` (5%, the def
 farm check``: a smaller change is below the table's own error on whole networks). A point has drifted when
 any of its references has.
 
-Affected span. A device's block entries stored after its last in-band point and up to a drifted point
-(by ``created_at``) were measured while it had drifted: ``--remeasure-drifted`` measures them again, after
-a recheck point shows the device back in its band, and measures the references once more at the end.
+Affected span. A point says how the device measured at that moment only: a drift began somewhere after the
+device's last in-band point and ended somewhere before its next in-band point (the recovery). So every block
+entry the device stored (by ``created_at``) after the last in-band point before a drifted point and up to the
+first in-band point after it is affected, those measured between the drifted point and the recovery too;
+with no in-band point after it yet, every later entry is. ``--remeasure-drifted`` measures the affected
+entries again, after a recheck point shows the device back in its band (that point then closes every
+span), and measures the references once more at the end.
 
 Rescale. :func:`rescale` measures the references now on the table's device group and gives the median over
 the references of now over at-build (the median of the build's points), with a band from both medians' CIs.
@@ -35,7 +39,7 @@ from farm.errors import ReferenceSeriesError
 from farm.reference import reference_archs
 from farm.registry import DeviceRecord
 from farm.scheduler import JobReport, Task
-from farm.store import ReferenceRow, Store, TableKey
+from farm.store import ReferenceRow, Row, Store, TableKey
 from farm.tables import block_tasks, held_tasks, measure_tasks, network_tasks, table_key
 from nag.errors import SettingError, show_value
 
@@ -92,7 +96,7 @@ class DriftReport:
     points: int  # points in the series
     latest: tuple[ReferenceDrift, ...]  # per device and reference: its latest point against its first
     drifted_points: tuple[tuple[str, int], ...]  # (device, point) of every point beyond the band
-    affected: tuple[str, ...]  # block entries stored between a last in-band point and a drifted one
+    affected: tuple[str, ...]  # block entries stored between the in-band points around a drifted one (module docstring)
 
     @property
     def drifted_now(self) -> bool:
@@ -119,8 +123,8 @@ class DriftReport:
         if self.affected:
             points = ", ".join(str(p) for p in sorted({p for _, p in self.drifted_points}))
             parts.append(
-                f"{len(self.affected)} block entries measured while drifted (up to point(s) {points}); measure them again "
-                "with 'nag table build --remeasure-drifted'"
+                f"{len(self.affected)} block entries measured while it may have drifted (between the in-band points around "
+                f"point(s) {points}); measure them again with 'nag table build --remeasure-drifted'"
             )
         return f"references of {where}: " + "; ".join(parts)
 
@@ -169,19 +173,32 @@ def drift_report(store: Store, table: TableKey, *, tolerance: float = DRIFT_TOLE
         ordered = sorted(points)
         first = {r.arch: r for r in points[ordered[0]]}
         last_in_band = max(r.measured_at for r in points[ordered[0]])
+        drifting = False  # a drifted point since last_in_band, and no in-band point after it yet
         for point in ordered[1:]:
             rows = [r for r in points[point] if r.arch in first]
             time = max(r.measured_at for r in points[point])
             if any(_compare(first[r.arch], r, tolerance).drifted for r in rows):
                 drifted_points.append((device_id, point))
-                affected |= {b.item for b in blocks if b.device_id == device_id and last_in_band < b.created_at <= time}
-            else:
-                last_in_band = time
+                drifting = True
+                continue
+            if drifting:  # the recovery closes the span
+                affected |= _stored_between(blocks, device_id, last_in_band, time)
+                drifting = False
+            last_in_band = time
+        if drifting:  # no recovery seen: every later entry
+            affected |= _stored_between(blocks, device_id, last_in_band, None)
         latest += [_compare(first[r.arch], r, tolerance) for r in points[ordered[-1]] if r.arch in first]
     return DriftReport(
         table=table, tolerance=float(tolerance), points=len({r.point for r in series}), latest=tuple(latest),
         drifted_points=tuple(drifted_points), affected=tuple(sorted(affected)),
     )  # fmt: skip
+
+
+def _stored_between(blocks: Sequence[Row], device_id: str, after: str, until: str | None) -> set[str]:
+    """The device's block entries stored after ``after`` and up to ``until`` (None: up to now)."""
+    return {
+        b.item for b in blocks if b.device_id == device_id and after < b.created_at and (until is None or b.created_at <= until)
+    }
 
 
 def series_tables(

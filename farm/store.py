@@ -33,8 +33,19 @@ Schema (version 2)::
             device_id, median_ms, mean_ms, std_ms, count, ci_low_ms, ci_high_ms (NULL when undefined),
             measured_at, PRIMARY KEY (table_id, point, device_id, arch))   -- added in version 2
 
-A store of an older version is migrated when opened (version 1 -> 2 adds ``reference_series``): each step
-of ``_MIGRATIONS`` is additive, so every table, entry and calibration stays as it was.
+Exporters. A measurement the farm takes names the exporter that wrote its model in ``extra["exporter"]``
+(:func:`nag.space.export.exporter_identity`: the direct writer or torch's, with its graph's version): the same
+block from another exporter is another graph (the direct ``.tflite`` is NHWC, litert-torch's NCHW with
+transposes at both ends). The table key does not hold it, so the puts of measurements keep each table to one:
+a measurement whose exporter differs from the one recorded by the table's entries raises
+:class:`~farm.errors.TableConflictError`. Entries measured before exporters were recorded (and imported
+summaries) record none, so nothing is compared with them: which exporter wrote them cannot be told.
+
+A store of an older version is migrated when opened to write (version 1 -> 2 adds ``reference_series``):
+each step of ``_MIGRATIONS`` is additive, so every table, entry and calibration stays as it was. A store
+opened to read (``Store(path, read_only=True)``: ``nag farm status``, ``nag table predict`` and the other
+commands that only read) is read as it is, through SQLite's read-only mode, so a store on a read-only file
+or directory can be read and is never changed: a version-1 store reads as having no reference series.
 
 CSV and Parquet export and import (``Store.export_csv`` and friends) live in :mod:`farm.store_files`.
 """
@@ -43,6 +54,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -81,6 +93,7 @@ __all__ = [
     "Summary",
     "TableKey",
     "check_reference_row",
+    "connect_read_only",
     "is_corruption",
     "now_iso",
 ]
@@ -92,6 +105,7 @@ ItemKind = Literal["block", "network"]
 REFERENCE_PHASES = ("start", "during", "end", "recheck")
 _CHUNK = 500  # host parameters per IN (...) query; SQLite's oldest limit is 999
 _CORRUPTION_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
+_READONLY_CODE = 8  # SQLITE_READONLY
 MAX_COUNT = 10**12  # timed samples behind one entry; more is not a measurement (and overflows SQLite's INTEGER near 9.2e18)
 
 _SCHEMA = """
@@ -133,6 +147,7 @@ CREATE TABLE reference_series (
 """
 # Version n -> n + 1, additive only (an older store keeps every row it has).
 _MIGRATIONS = {1: _REFERENCE_SERIES}
+_SERIES_VERSION = 2  # the first version with reference_series (an older store read as it is has no series)
 _KEY_COLUMNS = ("space", "width", "resolution", "device", "fingerprint", "runtime", "runtime_version", "spec_key")
 _VALUE_COLUMNS = (
     "mean_ms", "std_ms", "count", "median_ms", "mad_ms", "p10_ms", "p90_ms", "samples_ms", "flags", "device_id",
@@ -304,6 +319,39 @@ def is_corruption(exc: sqlite3.DatabaseError) -> bool:
     return "malformed" in str(exc) or "not a database" in str(exc)
 
 
+def connect_read_only(path: Path, *, timeout_s: float = 30.0) -> sqlite3.Connection:
+    """A connection through which SQLite never writes ``path`` (``mode=ro``), its first read done.
+
+    SQLite reads a WAL-mode database through its ``-shm`` index, which it creates when missing; in a directory
+    this process cannot write, with no ``-wal`` file beside the database (so no write is in progress and
+    nothing is left to merge), the file is opened ``immutable`` instead: nobody without write access to that
+    directory can start a write. Raises :class:`StoreError` when a ``-wal`` file is there but cannot be read,
+    ``sqlite3.Error`` for anything else (the caller says what the file is not).
+    """
+    uri = path.resolve().as_uri()
+    options: dict[str, Any] = {"uri": True, "timeout": timeout_s, "isolation_level": None, "check_same_thread": False}
+    conn = sqlite3.connect(f"{uri}?mode=ro", **options)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if os.access(path.parent, os.W_OK):
+            raise
+        if path.with_name(path.name + "-wal").exists():
+            raise StoreError(
+                f"{path} cannot be read: SQLite needs to write {path.name}-shm beside its -wal file, in a directory this "
+                f"user cannot write ({exc}); copy the store and its -wal file to a writable directory and read the copy"
+            ) from exc
+    conn = sqlite3.connect(f"{uri}?immutable=1", **options)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 def _check_kind(item_kind: str) -> None:
     if item_kind not in ITEM_KINDS:
         raise InvalidEntryError(f"item kind must be one of {', '.join(ITEM_KINDS)}, got {item_kind!r}")
@@ -346,6 +394,34 @@ def _measurement_values(table: TableKey, measurement: Measurement) -> dict[str, 
     return values
 
 
+def _exporter(extra: Mapping[str, Any] | None) -> str | None:
+    """The exporter a measurement's ``extra`` names (see the module docstring); None when it names none."""
+    found = extra.get("exporter") if isinstance(extra, Mapping) else None
+    return found if isinstance(found, str) else None
+
+
+def _check_exporter(conn: sqlite3.Connection, table: TableKey, table_id: int | None, exporter: str | None, what: str) -> None:
+    """Raise :class:`TableConflictError` when the table's entries record another exporter than ``exporter``."""
+    if exporter is None:
+        return
+    held = None
+    query = "SELECT measurement FROM entries WHERE table_id = ? AND measurement LIKE '%\"exporter\"%' ORDER BY rowid"
+    for (text,) in conn.execute(query, (table_id,)):  # the first entry that records one: they all agree
+        try:
+            held = _exporter(json.loads(text).get("extra"))
+        except (ValueError, AttributeError):
+            continue
+        if held is not None:
+            break
+    if held is not None and held != exporter:
+        raise TableConflictError(
+            f"table {table.label()} holds entries measured on models written by the exporter {held}, but {what} was "
+            f"measured on one written by {exporter}: the same block is another graph, so one table must not mix them; "
+            "build the table into a new store (nag table build --db NEW.db ...), or measure with the nag version "
+            "(and exporter) that built it"
+        )
+
+
 def _row(record: sqlite3.Row) -> Row:
     return Row(
         item_kind=record["item_kind"], item=record["item"], mean_ms=record["mean_ms"], std_ms=record["std_ms"],
@@ -364,6 +440,10 @@ def _key(record: sqlite3.Row) -> TableKey:
 class Store:
     """A latency store in one SQLite file; created with the current schema when the file does not exist.
 
+    With ``read_only``, SQLite never writes the file (see :func:`connect_read_only`): an older schema is read as
+    it is rather than migrated, and a write raises :class:`~farm.errors.StoreError`. A command that only reads
+    opens its store so; a command that writes migrates it (in one transaction, when opened).
+
     Thread-safe: one lock serializes every use of the object's connection. Raises
     :class:`~farm.errors.NotAStoreError` for a path that is not a store, :class:`~farm.errors.SchemaVersionError`
     for a newer schema, :class:`~farm.errors.StoreNotFoundError` for a missing file when ``create=False``.
@@ -379,8 +459,10 @@ class Store:
         create: bool = True,
         synchronous: Literal["FULL", "NORMAL"] = "FULL",
         timeout_s: float = 30.0,
+        read_only: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.read_only = read_only
         if synchronous not in ("FULL", "NORMAL"):
             raise StoreError(f"synchronous must be 'FULL' or 'NORMAL', got {synchronous!r}")
         if self.path.is_dir():
@@ -388,33 +470,34 @@ class Store:
                 f"{self.path} is a directory, not a latency store; pass a file path such as {self.path / 'tables.db'}"
             )
         if not self.path.exists():
-            if not create:
+            if not create or read_only:
                 raise StoreNotFoundError(f"no latency store at {self.path}; check the path, or build one with 'nag table build'")
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         try:
-            conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
+            if read_only:
+                conn = connect_read_only(self.path, timeout_s=timeout_s)
+            else:
+                conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
+        except sqlite3.DatabaseError as exc:
+            if read_only:  # its first read failed
+                raise self._unreadable(exc) from exc
             raise NotAStoreError(f"cannot open {self.path} as an SQLite database: {exc}") from exc
         conn.row_factory = sqlite3.Row
         try:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            # A reader leaves the journal mode as the writer set it (setting it writes the file's header).
+            mode = "wal" if read_only else conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             conn.execute(f"PRAGMA synchronous={synchronous}")
             conn.execute("PRAGMA foreign_keys=ON")
             self._quick_check(conn)
-            self._ensure_schema(conn)
+            self._version = self._ensure_schema(conn)
         except CorruptStoreError:
             conn.close()
             raise
         except sqlite3.DatabaseError as exc:
             conn.close()
-            if is_corruption(exc) and "not a database" not in str(exc):
-                raise self._corrupt(str(exc)) from exc
-            raise NotAStoreError(
-                f"{self.path} is not an SQLite database ({exc}); pass the path of a latency store (a store whose first "
-                "page is damaged reads this way too: move it aside and rebuild it with 'nag table build')"
-            ) from exc
+            raise self._unreadable(exc) from exc
         except BaseException:
             conn.close()
             raise
@@ -431,6 +514,20 @@ class Store:
             problems = [line for text in found for line in str(text).splitlines() if not line.startswith("***")]
             raise self._corrupt("; ".join(problems[:2]) or "quick_check failed")
 
+    def _unreadable(self, exc: sqlite3.DatabaseError) -> StoreError:
+        """The error for a file SQLite could not open: read-only to a writer, damaged, or not a database at all."""
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF == _READONLY_CODE or "readonly database" in str(exc):
+            return StoreError(
+                f"{self.path} cannot be written (SQLite: {exc}); this command writes to the store: make the file and its "
+                "directory writable, or work on a copy"
+            )
+        if is_corruption(exc) and "not a database" not in str(exc):
+            return self._corrupt(str(exc))
+        return NotAStoreError(
+            f"{self.path} is not an SQLite database ({exc}); pass the path of a latency store (a store whose first "
+            "page is damaged reads this way too: move it aside and rebuild it with 'nag table build')"
+        )
+
     def _corrupt(self, problem: str) -> CorruptStoreError:
         path = self.path
         shown = problem if len(problem) <= 160 else problem[:157] + "..."
@@ -440,12 +537,18 @@ class Store:
             "missing with 'nag table build' (it measures only what the store lacks) or 'nag table import-ofa'"
         )
 
-    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
+    def _ensure_schema(self, conn: sqlite3.Connection) -> int:
         """Check the schema of an existing store (a plain read: readers never take the write lock); create it
         in an empty database, or migrate an older store (both under the write lock, re-checked there: two
-        processes may race)."""
-        if self._schema_version(conn) == SCHEMA_VERSION:
-            return
+        processes may race). A read-only store is read as it is. Returns the version the store now has."""
+        found = self._schema_version(conn)
+        if found is not None and (found == SCHEMA_VERSION or self.read_only):
+            return found
+        if self.read_only:
+            raise NotAStoreError(
+                f"{self.path} is an empty SQLite database, not a latency store; pass the path of a store that "
+                "'nag table build' or 'nag table import-ofa' wrote"
+            )
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
@@ -469,6 +572,7 @@ class Store:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        return SCHEMA_VERSION
 
     def _schema_version(self, conn: sqlite3.Connection) -> int | None:
         """The schema version of a store this version reads, None for an empty database; raises for anything else."""
@@ -522,6 +626,8 @@ class Store:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One transaction under the lock: committed on normal exit, rolled back on any exception."""
+        if self.read_only:
+            raise StoreError(f"the store {self.path} is open read-only; open it with Store(path) to write to it")
         with self._read() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -558,7 +664,7 @@ class Store:
         """
         check_item(item_kind, item)
         values = _measurement_values(table, measurement)
-        return self._insert(table, item_kind, item, values)
+        return self._insert(table, item_kind, item, values, exporter=_exporter(measurement.extra))
 
     def put_summary(
         self, table: TableKey, item_kind: ItemKind, item: str, *, mean_ms: float, std_ms: float, count: int, replace: bool = False
@@ -609,11 +715,12 @@ class Store:
                 changed += 1
         return changed
 
-    def _insert(self, table: TableKey, item_kind: str, item: str, values: Mapping[str, Any]) -> bool:
+    def _insert(self, table: TableKey, item_kind: str, item: str, values: Mapping[str, Any], *, exporter: str | None) -> bool:
         columns = [name for name in _VALUE_COLUMNS if name != "created_at"]
         row = [values.get(name) for name in columns]
         with self._write() as conn:
             table_id = self._table_id(conn, table, create=True)
+            _check_exporter(conn, table, table_id, exporter, f"{item_kind} {item!r} from {values['device_id']!r}")
             cursor = conn.execute(
                 f"INSERT INTO entries (table_id, item_kind, item, {', '.join(columns)}, created_at) "
                 f"VALUES (?, ?, ?, {', '.join('?' * len(columns))}, ?) ON CONFLICT DO NOTHING",
@@ -657,6 +764,9 @@ class Store:
         low, high = (v if math.isfinite(v) else None for v in (measurement.ci95_low_ms, measurement.ci95_high_ms))
         with self._write() as conn:
             table_id = self._table_id(conn, table, create=True)
+            _check_exporter(
+                conn, table, table_id, _exporter(measurement.extra), f"reference {arch!r} from {values['device_id']!r}"
+            )
             conn.execute(
                 "INSERT OR REPLACE INTO reference_series (table_id, point, phase, arch, device_id, median_ms, mean_ms, std_ms, "
                 "count, ci_low_ms, ci_high_ms, measured_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -685,7 +795,7 @@ class Store:
         """The table's reference series, by point, device and network; [] when it has none."""
         with self._read() as conn:
             table_id = self._table_id(conn, table, create=False)
-            if table_id is None:
+            if table_id is None or self._version < _SERIES_VERSION:
                 return []
             records = conn.execute(
                 f"SELECT {', '.join(f.name for f in fields(ReferenceRow))} FROM reference_series WHERE table_id = ? "
@@ -698,7 +808,7 @@ class Store:
         """The number the table's next reference point takes (0 for a table without a series)."""
         with self._read() as conn:
             table_id = self._table_id(conn, table, create=False)
-            if table_id is None:
+            if table_id is None or self._version < _SERIES_VERSION:
                 return 0
             found = conn.execute("SELECT MAX(point) FROM reference_series WHERE table_id = ?", (table_id,)).fetchone()[0]
         return 0 if found is None else int(found) + 1

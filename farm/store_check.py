@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from farm.errors import FarmError, InvalidEntryError, NotAStoreError, StoreNotFoundError, TableFileError
-from farm.store import EXPORT_COLUMNS, ReferenceRow, Store, TableKey, check_reference_row, is_corruption
+from farm.store import EXPORT_COLUMNS, ReferenceRow, Store, TableKey, check_reference_row, connect_read_only, is_corruption
 
 __all__ = ["SalvageReport", "check_store", "salvage_store"]
 
@@ -49,8 +49,7 @@ def _open_read_only(path: str | Path) -> sqlite3.Connection:
     if not file.is_file():
         raise StoreNotFoundError(f"no latency store at {file}; check the path")
     try:
-        conn = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        conn = connect_read_only(file)
     except sqlite3.DatabaseError as exc:
         raise NotAStoreError(f"{file} cannot be read as an SQLite database ({exc}); rebuild it with 'nag table build'") from exc
     return conn

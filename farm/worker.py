@@ -8,6 +8,7 @@ the actor in :mod:`farm.actors` only forwards calls.
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -73,11 +74,14 @@ class DeviceWorker:
         return {**info, "runtime": runtime, "runtime_version": version, "binary_sha256": binary}
 
     def measure(self, task: Task, spec: MeasurementSpec) -> dict[str, Any]:
-        """Export (cached), place and measure ``task``; the measurement as ``Measurement.to_dict()``."""
-        from nag.space.export import cached_export
+        """Export (cached), place and measure ``task``; the measurement as ``Measurement.to_dict()``, its ``extra``
+        naming the exporter that wrote the model (the store keeps a table to one: :mod:`farm.store`)."""
+        from nag.space.export import cached_export, exporter_identity
 
-        model = cached_export(task_blocks(task), fmt=self._agent.export_format, cache_dir=self._cache_dir)
-        return self._agent.measure(self._agent.prepare(model), spec).to_dict()
+        fmt = self._agent.export_format
+        model = cached_export(task_blocks(task), fmt=fmt, cache_dir=self._cache_dir)
+        measured = self._agent.measure(self._agent.prepare(model), spec)
+        return replace(measured, extra={**measured.extra, "exporter": exporter_identity(fmt)}).to_dict()
 
     def health(self) -> dict[str, Any]:
         health = self._agent.health()

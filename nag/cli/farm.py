@@ -76,7 +76,7 @@ def _status(args: argparse.Namespace) -> int:
 
     drift = None
     if args.db is not None:  # read first: a wrong path fails before a farm starts
-        with Store(args.db, create=False) as store:
+        with Store(args.db, read_only=True) as store:
             drift = [drift_report(store, table) for table in series_tables(store)]
     with open_farm(args) as farm:
         status = farm.status()

@@ -181,7 +181,7 @@ def farm_latency(args: argparse.Namespace) -> Any:
     from farm.lut import LutPredictor, select_table
     from farm.store import Store
 
-    with Store(args.db, create=False) as store:
+    with Store(args.db, read_only=True) as store:
         table = select_table(
             store, device=args.kind, space=args.space, resolution=args.resolution, width=args.width, fingerprint=args.fingerprint
         )

@@ -276,7 +276,7 @@ def _export_ofa(args: argparse.Namespace) -> int:
     from farm.ofa_lut import export_ofa_yaml
     from farm.store import Store
 
-    with Store(args.db, create=False) as store:
+    with Store(args.db, read_only=True) as store:
         for path in export_ofa_yaml(store, args.out, device=args.device):
             print(f"wrote {path}")
     return 0
@@ -289,7 +289,7 @@ def _check(args: argparse.Namespace) -> int:
 
     problems = check_store(args.db)
     if not problems:
-        with Store(args.db, create=False) as store:
+        with Store(args.db, read_only=True) as store:
             tables = store.tables()
             entries = sum(store.count(table) for table in tables)
         print(f"{args.db}: intact (SQLite integrity_check ok); {len(tables)} table(s), {entries} entries")
@@ -326,7 +326,7 @@ def _predict(args: argparse.Namespace) -> int:
     from farm.lut import LutPredictor, select_table
     from farm.store import Store
 
-    with Store(args.db, create=False) as store:
+    with Store(args.db, create=False, read_only=not args.rescale) as store:  # --rescale stores the point it measures
         table = select_table(
             store,
             device=args.device,

@@ -49,6 +49,7 @@ __all__ = [
     "cached_export",
     "export_blocks",
     "export_model",
+    "exporter_identity",
     "resolve_exporter",
     "run_exported",
     "verify_export",
@@ -344,6 +345,13 @@ def _exporter_identity(exporter: str, fmt: str) -> str:
     except PackageNotFoundError:
         torch_version = "missing"  # the export itself will say what to install
     return f"torch-{torch_version}-weights{WEIGHTS_VERSION}"
+
+
+def exporter_identity(fmt: str, exporter: str | None = None) -> str:
+    """The identity of the exporter that writes ``fmt`` (as :func:`resolve_exporter` picks it): its name, the
+    version of the graph it emits (or torch's) and of the seeded weights, e.g. ``direct-tflite1-weights1``. Two
+    files of one block spec with the same identity hold the same graph; the farm records it with each measurement."""
+    return _exporter_identity(resolve_exporter(fmt, exporter), fmt)
 
 
 def cache_path(

@@ -20,6 +20,7 @@ from farm.errors import FarmError
 from farm.store import Store
 from farm.tables import block_tasks, measure_tasks
 from nag.errors import SettingError
+from nag.space.export import exporter_identity
 
 SPEC = MeasurementSpec(warmup_runs=1, runs=3)
 
@@ -51,6 +52,8 @@ def test_a_farm_on_threads_measures_resumes_and_quarantines_without_ray(
     assert report.done == 6 and report.failed == [] and report.quarantined == ["adb-litert:phone-b"]
     assert rerun.skipped == 6 and rerun.done == 0
     assert sorted(r.item for r in rows) == sorted(t.item for t in tasks) and {r.device_id for r in rows} == {"adb-litert:phone-a"}
+    exporters = {r.measurement().extra["exporter"] for r in rows}  # type: ignore[union-attr]
+    assert exporters == {exporter_identity("tflite")} == {"direct-tflite1-weights1"}  # the direct writer's .tflite
     health = {d["device_id"]: d for d in status["devices"]}
     assert (
         health["adb-litert:phone-b"]["health"] == "quarantined"

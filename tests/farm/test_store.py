@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -173,6 +174,31 @@ def test_tables_existing_and_calibration(tmp_path: Path) -> None:
         store.put_calibration(TABLE, {"offset_ms": 0.25, "scale": 1.2})  # a refit replaces
         assert store.get_calibration(TABLE) == {"offset_ms": 0.25, "scale": 1.2} and store.get_calibration(other) is None
         assert store.delete_calibration(TABLE) and store.get_calibration(TABLE) is None
+
+
+def test_a_table_keeps_to_the_exporter_its_entries_record(tmp_path: Path) -> None:
+    """The table key does not say which exporter wrote the measured models (the direct .tflite writer or
+    litert-torch): the puts refuse a measurement of another exporter's graph, naming both and the fix."""
+
+    def by(exporter: str | None, i: int) -> Measurement:
+        found = make_measurement(samples_for(i))
+        return replace(found, extra={**found.extra, **({"exporter": exporter} if exporter else {})})
+
+    direct, torch = "direct-tflite1-weights1", "torch-2.13.0-weights1"
+    with Store(tmp_path / "t.db") as store:
+        assert store.put_measurement(TABLE, "block", "legacy", by(None, 0))  # recorded nothing: nothing to compare
+        assert store.put_measurement(TABLE, "block", "b1", by(direct, 1))
+        assert store.put_measurement(TABLE, "block", "b2", by(direct, 2))
+        with pytest.raises(
+            TableConflictError, match=f"exporter {direct}, but block 'b3' from 'ort-cpu@lab1'.*{torch}.*new store"
+        ):
+            store.put_measurement(TABLE, "block", "b3", by(torch, 3))
+        with pytest.raises(TableConflictError, match=f"exporter {direct}, but reference 'ref'.*{torch}"):
+            store.put_reference(TABLE, point=0, phase="start", arch="ref", measurement=by(torch, 4))
+        store.put_reference(TABLE, point=0, phase="start", arch="ref", measurement=by(direct, 4))
+        assert store.put_measurement(TABLE, "network", "n1", by(direct, 5))
+        assert store.existing(TABLE, "block", ["b1", "b2", "b3"]) == {"b1", "b2"}
+        assert store.put_measurement(table_for(by(torch, 6), resolution=160), "block", "b3", by(torch, 6))  # another table
 
 
 # A writer that acknowledges each committed put on stdout; the test SIGKILLs it mid-stream.

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nag import stored
 from nag.data import atomic_write_bytes
 from nag.errors import MissingDependencyError, NagError, SettingError, show_value
 from nag.latency import LatencyPredictor, StorableLatencyPredictor
@@ -89,6 +90,11 @@ FILES = (
     "latency.json",
     "metrics.json",
 )
+# What numpy and zipfile raise for a damaged .npz (each seen on truncated or garbled copies of inference.npz): not
+# a zip or a bad checksum (BadZipFile), a bad deflate stream (zlib.error), a garbled version or compression field
+# (NotImplementedError), the encryption flag set (RuntimeError), a damaged array header or data (ValueError,
+# EOFError), a file that cannot be read (OSError).
+_DAMAGED_NPZ = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError)
 _FORM_CHECKS = 8  # sampled architectures on which a stored additive latency form is compared with latency.json's predictor
 
 # kind -> "module:Class" with a from_dict classmethod; imported only when a run directory uses it. A run
@@ -179,8 +185,8 @@ def load_latency(value: Any) -> LatencyPredictor:
         )
     cls = load_target(LATENCY_KINDS[name], what="latency predictor")
     try:
-        predictor: LatencyPredictor = cls.from_dict(value)
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
+        predictor: LatencyPredictor = cls.from_dict(value)  # damaged parameters raise ValueError naming the entry
+    except ValueError as exc:
         raise RunDirError(
             f"latency.json holds a damaged {name} predictor ({type(exc).__name__}: {exc}); run 'nag search' again"
         ) from None
@@ -227,9 +233,9 @@ def _read_common(run: Path) -> _Common:
     if not isinstance(files, list) or not all(isinstance(name, str) for name in files):
         raise RunDirError(f"{manifest_path} lists its files as {show_value(files)}, not a list of names; run 'nag search' again")
     with _reading(run / "config.json"):
-        stored = _read_json(run / "config.json")
-        config = SearchConfig.from_dict(stored["config"])
-        space = get_space(stored["space"])
+        settings = _read_json(run / "config.json")
+        config = SearchConfig.from_dict(stored.entry(settings, "config", "config.json"))
+        space = get_space(stored.text(stored.entry(settings, "space", "config.json"), "space"))
         layout = StagedLayout.for_space(space)
     with _reading(run / "budgets.json"):
         budgets = BudgetSet.from_dict(_read_json(run / "budgets.json"))
@@ -255,10 +261,9 @@ def load_run(run_dir: str | os.PathLike[str]) -> tuple[SearchModel, RunMetrics]:
 
     run = Path(run_dir)
     common = _read_common(run)
-    with _reading(run / "config.json"):
-        evaluator = new_evaluator(common.layout, common.config, seed=0)
-        generator = new_generator(common.layout, common.config, seed=0)
-        surrogate = new_surrogate(common.layout, common.config, seed=0)
+    evaluator = new_evaluator(common.layout, common.config, seed=0)
+    generator = new_generator(common.layout, common.config, seed=0)
+    surrogate = new_surrogate(common.layout, common.config, seed=0)
     for module, name in ((evaluator, "evaluator.pt"), (generator, "generator.pt"), (surrogate, "surrogate.pt")):
         _load_state(module, run / name)
     model = SearchModel(
@@ -281,9 +286,9 @@ def predates_inference_file(run_dir: str | os.PathLike[str]) -> bool:
 def read_arrays(path: Path) -> dict[str, np.ndarray]:
     """Every array of the ``.npz`` file at ``path``; raises :class:`RunDirError` naming it if it cannot be read."""
     try:
-        with np.load(path, allow_pickle=False) as stored:
-            return {name: stored[name] for name in stored.files}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError) as exc:
+        with np.load(path, allow_pickle=False) as arrays:
+            return {name: arrays[name] for name in arrays.files}
+    except _DAMAGED_NPZ as exc:
         raise RunDirError(
             f"cannot read {path}: {type(exc).__name__}: {show_value(str(exc), 200)}; the run directory is damaged, "
             "run 'nag search' again"
@@ -312,7 +317,7 @@ def load_inference(run_dir: str | os.PathLike[str]) -> InferenceModel:
         model = InferenceModel.from_arrays(
             arrays, space=common.space, layout=common.layout, budgets=common.budgets, config=common.config, latency=common.latency
         )
-    except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
+    except ValueError as exc:  # what from_arrays raises for content it cannot use, naming the entry
         raise RunDirError(f"{path} is damaged ({show_value(str(exc), 300)}); run 'nag search' again") from None
     _check_form(model, path)
     read_metrics(run)
@@ -351,13 +356,15 @@ def upgrade_run(run_dir: str | os.PathLike[str]) -> bool:
 
 @contextlib.contextmanager
 def _reading(path: Path) -> Iterator[None]:
-    """Turn what a damaged file makes the readers raise (a missing key, a wrong type, a bad value) into one
-    :class:`RunDirError` naming the file; the readers' own typed errors pass unchanged."""
+    """Turn the ValueError that a reader raises for damaged content (a missing entry, a wrong type: :mod:`nag.stored`;
+    a value out of range: :class:`SettingError`) into one :class:`RunDirError` naming the file. Anything else
+    passes unchanged: a typed error that is not about the content (an unknown space name lists the known ones),
+    or a mistake in the reader, which is not damage."""
     try:
         yield
-    except NagError:
+    except RunDirError:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, RuntimeError) as exc:
+    except ValueError as exc:
         raise RunDirError(
             f"{path} is damaged ({type(exc).__name__}: {show_value(str(exc), 200)}); run 'nag search' again"
         ) from None

@@ -488,7 +488,6 @@ def _upgrade_run(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from nag.errors import SettingError
     from nag.search.api import generate
-    from nag.search.rundir import predates_inference_file
 
     # Checked before the run is read. The upper bounds keep one answer within seconds: a million candidates a
     # round ran for over 5 minutes on a budget no draw met (each round is drawn again, up to max_rounds).
@@ -501,12 +500,6 @@ def _generate(args: argparse.Namespace) -> int:
             bounds = f"from {least} to {most:,}" if most is not None else f">= {least}"
             raise SettingError(f"{flag} must be an integer {bounds}, got {value}{why}")
     source, select_by = _generation_source(args)
-    if predates_inference_file(args.run):
-        print(
-            f"nag: note: {args.run} was written before inference.npz existed, so it loads through torch (about a second "
-            f"slower); 'nag upgrade-run {args.run}' adds it",
-            file=sys.stderr,
-        )
     results = generate(
         args.run,
         args.budget,
@@ -516,6 +509,7 @@ def _generate(args: argparse.Namespace) -> int:
         accuracy=source,
         refine_steps=args.refine_steps,
         budget_quantile=args.budget_quantile,
+        log=lambda message: print(f"nag: note: {message}", file=sys.stderr),
     )
     for result in results:
         if result.note:

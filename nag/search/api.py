@@ -255,6 +255,7 @@ def generate(
     accuracy: AccuracySource | None = None,
     refine_steps: int | None = None,
     budget_quantile: float | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> list[Generated]:
     """One :class:`~nag.search.inference.Generated` per budget, in order: ``arch``, ``latency_ms`` (predicted),
     ``accuracy`` (an estimate unless selected by the source: ``accuracy_is_estimate``), ``time_ms`` (this budget's
@@ -268,10 +269,10 @@ def generate(
     None: the run's own setting), and each answer's ``latency_ms`` is that quantile.
 
     Reads the run's ``inference.npz`` and imports neither torch nor Ray (a directory written before that
-    file existed loads through torch).
+    file existed loads through torch, which ``log`` is told first).
     """
     with compute_threads(threads):
-        model = with_budget_quantile(load_inference(run_dir), budget_quantile)
+        model = with_budget_quantile(load_inference(run_dir, log=log), budget_quantile)
         warm_up(model)
         found = infer(
             model,

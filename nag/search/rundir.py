@@ -37,7 +37,7 @@ import random
 import time
 import zipfile
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,7 +69,6 @@ __all__ = [
     "load_inference",
     "load_latency",
     "load_run",
-    "predates_inference_file",
     "read_arrays",
     "read_metrics",
     "save_run",
@@ -257,30 +256,22 @@ def read_metrics(run_dir: str | os.PathLike[str]) -> RunMetrics:
 
 def load_run(run_dir: str | os.PathLike[str]) -> tuple[SearchModel, RunMetrics]:
     """The :class:`SearchModel` (torch networks) and metrics stored in ``run_dir``; raises :class:`RunDirError`."""
+    run = Path(run_dir)
+    return _torch_model(run, _read_common(run)), read_metrics(run)
+
+
+def _torch_model(run: Path, common: _Common) -> SearchModel:
+    """The torch networks of ``run``, whose settings ``common`` has read."""
     from nag.search.model import SearchModel, new_evaluator, new_generator, new_surrogate
 
-    run = Path(run_dir)
-    common = _read_common(run)
     evaluator = new_evaluator(common.layout, common.config, seed=0)
     generator = new_generator(common.layout, common.config, seed=0)
     surrogate = new_surrogate(common.layout, common.config, seed=0)
     for module, name in ((evaluator, "evaluator.pt"), (generator, "generator.pt"), (surrogate, "surrogate.pt")):
         _load_state(module, run / name)
-    model = SearchModel(
+    return SearchModel(
         common.space, common.layout, common.budgets, evaluator, generator, surrogate, common.latency, common.config
     )
-    return model, read_metrics(run)
-
-
-def predates_inference_file(run_dir: str | os.PathLike[str]) -> bool:
-    """True when ``run_dir``'s manifest is readable and does not list ``inference.npz`` (a directory written before
-    it existed, which loads through torch); False otherwise (the loaders say what is wrong with a damaged one)."""
-    try:
-        manifest = json.loads((Path(run_dir) / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
-        return False
-    files = manifest.get("files") if isinstance(manifest, dict) else None
-    return isinstance(files, list) and INFERENCE_FILE not in files
 
 
 def read_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -295,14 +286,20 @@ def read_arrays(path: Path) -> dict[str, np.ndarray]:
         ) from None
 
 
-def load_inference(run_dir: str | os.PathLike[str]) -> InferenceModel:
+def load_inference(run_dir: str | os.PathLike[str], *, log: Callable[[str], None] | None = None) -> InferenceModel:
     """The :class:`InferenceModel` stored in ``run_dir``, from ``inference.npz`` without importing torch; a
-    directory written before that file existed loads through torch (:func:`load_run`). Raises :class:`RunDirError`."""
+    directory written before that file existed loads through torch, and ``log`` is told so first (with the fix).
+    Reads what inference needs and nothing else (not ``metrics.json``). Raises :class:`RunDirError`."""
     from nag.search.numpy_model import InferenceModel
 
     run = Path(run_dir)
     common = _read_common(run)
     if INFERENCE_FILE not in common.files:
+        if log is not None:
+            log(
+                f"{os.fspath(run_dir)} was written before {INFERENCE_FILE} existed, so it loads through torch (about a "
+                f"second slower); 'nag upgrade-run {os.fspath(run_dir)}' adds it"
+            )
         try:
             import torch  # noqa: F401 - only to say what is missing
         except ImportError:
@@ -310,7 +307,7 @@ def load_inference(run_dir: str | os.PathLike[str]) -> InferenceModel:
                 f"{run} was written before {INFERENCE_FILE} existed and loads only through torch, which is not installed: "
                 f"install torch, or run 'nag upgrade-run {run}' where it is"
             ) from None
-        return load_run(run)[0].inference
+        return _torch_model(run, common).inference
     path = run / INFERENCE_FILE
     arrays = read_arrays(path)
     try:
@@ -320,7 +317,6 @@ def load_inference(run_dir: str | os.PathLike[str]) -> InferenceModel:
     except ValueError as exc:  # what from_arrays raises for content it cannot use, naming the entry
         raise RunDirError(f"{path} is damaged ({show_value(str(exc), 300)}); run 'nag search' again") from None
     _check_form(model, path)
-    read_metrics(run)
     return model
 
 
@@ -345,9 +341,10 @@ def _check_form(model: InferenceModel, path: Path) -> None:
 def upgrade_run(run_dir: str | os.PathLike[str]) -> bool:
     """Add ``inference.npz`` to a run directory written before it existed (needs torch); False if it has one."""
     run = Path(run_dir)
-    if INFERENCE_FILE in _read_common(run).files:
+    common = _read_common(run)
+    if INFERENCE_FILE in common.files:
         return False
-    model, _ = load_run(run)
+    model = _torch_model(run, common)
     _write_arrays(run / INFERENCE_FILE, model.inference_arrays())
     _write_manifest(run, FILES)
     load_inference(run)  # what was written reads back

@@ -14,7 +14,7 @@ import pytest
 from nag.search.api import generate
 from nag.search.inference import Generated
 from nag.search.metrics import MetricsError, RunMetrics
-from nag.search.rundir import RunDirError, load_inference, read_metrics
+from nag.search.rundir import RunDirError, load_run, read_metrics
 
 
 @pytest.fixture(scope="module")
@@ -98,4 +98,4 @@ def test_a_damaged_field_is_named(
     run = Path(shutil.copytree(trained_run, tmp_path / "run"))
     (run / "metrics.json").write_text(json.dumps(damaged))
     with pytest.raises(RunDirError, match=rf"metrics\.json is damaged: .*{named}.*run 'nag search' again"):
-        load_inference(run)  # what 'nag generate' reads: the damage is found before any answer is given
+        load_run(run)  # the loader that gives the metrics ('nag generate' does not read them)

@@ -158,11 +158,16 @@ def test_the_numpy_shapes_are_the_networks_shapes() -> None:
 
 
 def _probe_modules(run: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    """``nag generate`` in a new interpreter, and what it imported (the last line of stderr)."""
+    """``nag generate`` in a new interpreter, and what it imported and which of the run's files it opened how often
+    (the last line of stderr)."""
     code = (
-        "import json, sys\nfrom nag.cli import main\ncode = main(sys.argv[1:])\n"
+        "import collections, json, os, sys\nopened = collections.Counter()\n"
+        "def seen(event, args):\n"
+        "    if event == 'open' and isinstance(args[0], (str, os.PathLike)) and os.path.dirname(args[0]) == sys.argv[3]:\n"
+        "        opened[os.path.basename(args[0])] += 1\n"
+        "sys.addaudithook(seen)\nfrom nag.cli import main\ncode = main(sys.argv[1:])\n"
         "dynast = sys.modules.get('nag.accuracy.dynast')\n"
-        f"print(json.dumps({{'heavy': sorted(m for m in {HEAVY!r} if m in sys.modules), "
+        f"print(json.dumps({{'heavy': sorted(m for m in {HEAVY!r} if m in sys.modules), 'opened': opened, "
         "'dynast_fits': dynast.dynast_source.cache_info().currsize if dynast else 0}), file=sys.stderr)\nsys.exit(code)"
     )
     argv = ["generate", "--run", str(run), "--json", *args]
@@ -179,7 +184,17 @@ def test_generate_imports_neither_torch_nor_ray(trained_run: Path, source_run: P
     assert result.returncode == 0, result.stderr[-2000:]
     answers = json.loads(result.stdout)
     assert {a["selected_by"] for a in answers} == {"source"} and any(a["refine_steps"] for a in answers)
-    assert seen == {"heavy": [], "dynast_fits": 0}
+    assert (seen["heavy"], seen["dynast_fits"]) == ([], 0)
+
+
+def test_generate_reads_each_file_it_needs_once(trained_run: Path, source_run: Path) -> None:
+    """The run's settings, budgets, latency predictor and networks, once each; not metrics.json (nothing in it is
+    needed) nor the torch files; with a stored source, its spec and its fit."""
+    needed = {name: 1 for name in ("manifest.json", "config.json", "budgets.json", "latency.json", INFERENCE_FILE)}
+    result, seen = _probe_modules(trained_run, "--budget", "35")
+    assert result.returncode == 0 and seen["opened"] == needed, result.stderr[-2000:]
+    result, seen = _probe_modules(source_run, "--budget", "35")
+    assert result.returncode == 0 and seen["opened"] == {**needed, "accuracy.json": 1, "accuracy.npz": 1}, result.stderr[-2000:]
 
 
 def test_the_stored_fit_is_the_fit(source_run: Path) -> None:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nag.cli._common import print_json, print_table
+from nag.cli._common import print_json, print_table, retain_freed_memory
 
 __all__ = ["accuracy_options", "add_data_options", "farm_latency", "load_arch_table", "register"]
 
@@ -315,6 +315,7 @@ def _run(args: argparse.Namespace, config: Any, table: Any, accuracy: Any, tune_
     from nag.search.api import run_search
     from nag.search.rundir import read_metrics
 
+    retain_freed_memory()
     if args.ray_address and args.rollout_workers:
         from nag.ray_session import init_ray
 

@@ -12,6 +12,9 @@ Layout (``RUN_DIR/``)::
     latency.json      the latency predictor's parameters ({"kind": ..., ...})
     metrics.json      data summary, fit reports, per-trial evaluator and generator metrics, timings
     manifest.json     written last: format, version, file list; a directory without it is incomplete
+    accuracy.json     optional (a search with --accuracy): how to reopen its accuracy source (spec, settings)
+    accuracy.npz      optional: a fitted source's fit, and the fingerprint of what it was fitted from
+                      (:func:`write_accuracy_fit`, :func:`read_accuracy_fit`)
 
 Every file is written to a temporary name in the directory and moved into place with ``os.replace``, so a
 crash leaves either the old file or the new one. Latency predictors are stored through ``to_dict()`` and
@@ -58,21 +61,28 @@ from nag.space import SearchSpace, get_space
 if TYPE_CHECKING:
     import torch
 
+    from nag.accuracy import AccuracySource
+    from nag.accuracy.fitted import FittedAccuracyPredictor
     from nag.search.model import SearchModel
     from nag.search.numpy_model import InferenceModel
 
 __all__ = [
+    "ACCURACY_FILE",
+    "ACCURACY_FIT_FILE",
     "INFERENCE_FILE",
     "LATENCY_KINDS",
     "RunDirError",
+    "StoredFit",
     "check_storable",
     "load_inference",
     "load_latency",
     "load_run",
+    "read_accuracy_fit",
     "read_arrays",
     "read_metrics",
     "save_run",
     "upgrade_run",
+    "write_accuracy_fit",
     "write_json",
 ]
 
@@ -89,6 +99,9 @@ FILES = (
     "latency.json",
     "metrics.json",
 )
+ACCURACY_FILE = "accuracy.json"  # optional: how to reopen the run's accuracy source (its registry spec and settings)
+ACCURACY_FIT_FILE = "accuracy.npz"  # optional: a fitted source's fit, with the fingerprint of what it was fitted from
+_FINGERPRINT, _FIT = "fingerprint", "fit."  # accuracy.npz's entries: the fingerprint () str, the fit's arrays as fit.NAME
 # What numpy and zipfile raise for a damaged .npz (each seen on truncated or garbled copies of inference.npz): not
 # a zip or a bad checksum (BadZipFile), a bad deflate stream (zlib.error), a garbled version or compression field
 # (NotImplementedError), the encryption flag set (RuntimeError), a damaged array header or data (ValueError,
@@ -336,6 +349,61 @@ def _check_form(model: InferenceModel, path: Path) -> None:
             f"{path}'s latency form and {path.parent / 'latency.json'}'s predictor disagree (e.g. {found[0]!r} against "
             f"{expected[0]!r} ms): one of them is damaged; run 'nag search' again"
         )
+
+
+def write_accuracy_fit(run_dir: str | os.PathLike[str], source: AccuracySource, fingerprint: str | None) -> bool:
+    """Keep ``source``'s fit in ``run_dir`` (``accuracy.npz``) with ``fingerprint``, the
+    :func:`nag.accuracy.registry.fit_fingerprint` of what it was fitted from, taken before it was fitted: a table
+    changed meanwhile then fails the check and is fitted again, never the reverse. A source that cannot keep its
+    fit (:class:`nag.accuracy.StorableFitSource`), or no fingerprint, removes a stale file instead. Returns whether
+    a fit was written."""
+    from nag.accuracy import StorableFitSource
+
+    path = Path(run_dir) / ACCURACY_FIT_FILE
+    if fingerprint is None or not isinstance(source, StorableFitSource):
+        path.unlink(missing_ok=True)
+        return False
+    fit = {f"{_FIT}{name}": value for name, value in source.to_arrays().items()}
+    _write_arrays(path, {_FINGERPRINT: np.asarray(fingerprint), **fit})
+    return True
+
+
+@dataclass(frozen=True, eq=False)
+class StoredFit:
+    """A run's ``accuracy.npz`` as read: compare :attr:`fingerprint` with the source's before using the fit."""
+
+    path: Path  # the file
+    fingerprint: str  # the fit_fingerprint of what the fit was fitted from
+    arrays: dict[str, np.ndarray]  # the fit, as FittedAccuracyPredictor.to_arrays wrote it
+
+    def predictor(self) -> FittedAccuracyPredictor:
+        """The fit, rebuilt without fitting; raises :class:`RunDirError` naming the file when it is damaged or
+        holds a fit with other settings than the ones its fingerprint was taken with (the defaults)."""
+        from nag.accuracy.fitted import DEFAULT_ALPHA, DEFAULT_GAMMA, FittedAccuracyPredictor, FittedModelError
+
+        try:
+            fitted = FittedAccuracyPredictor.from_arrays(self.arrays)
+        except (FittedModelError, SettingError) as exc:
+            raise RunDirError(f"{self.path} is damaged ({exc}); run 'nag search' again") from None
+        if (fitted.gamma, fitted.alpha) != (DEFAULT_GAMMA, DEFAULT_ALPHA):
+            raise RunDirError(
+                f"{self.path} holds a fit with gamma {fitted.gamma!r}, alpha {fitted.alpha!r}, not the fit's {DEFAULT_GAMMA}, "
+                f"{DEFAULT_ALPHA}: it is damaged; run 'nag search' again"
+            )
+        return fitted
+
+
+def read_accuracy_fit(run_dir: str | os.PathLike[str]) -> StoredFit | None:
+    """``run_dir``'s ``accuracy.npz`` (None when it has none); raises :class:`RunDirError` naming the file when it
+    cannot be read or has no fingerprint. The fit itself is checked when it is used (:meth:`StoredFit.predictor`)."""
+    path = Path(run_dir) / ACCURACY_FIT_FILE
+    if not path.is_file():
+        return None
+    arrays = read_arrays(path)
+    found = arrays.pop(_FINGERPRINT, None)
+    if found is None or found.shape != () or found.dtype.kind != "U":
+        raise RunDirError(f"{path} has no fingerprint; the run directory is damaged, run 'nag search' again")
+    return StoredFit(path, str(found), {name.removeprefix(_FIT): value for name, value in arrays.items()})
 
 
 def upgrade_run(run_dir: str | os.PathLike[str]) -> bool:

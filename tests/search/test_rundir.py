@@ -12,13 +12,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
+from nag.accuracy.fitted import FittedAccuracyPredictor
+from nag.accuracy.table import TableAccuracySource
 from nag.data import ArchTable
 from nag.search.api import generate, run_search
 from nag.search.config import EvaluatorConfig, GeneratorConfig, SearchConfig, SurrogateConfig
-from nag.search.rundir import INFERENCE_FILE, RunDirError, _reading, load_inference, load_run, save_run
+from nag.search.rundir import (
+    ACCURACY_FIT_FILE,
+    INFERENCE_FILE,
+    RunDirError,
+    _reading,
+    load_inference,
+    load_run,
+    read_accuracy_fit,
+    save_run,
+    write_accuracy_fit,
+)
 
 TINY = SearchConfig(
     num_budgets=3,
@@ -213,3 +226,36 @@ def test_a_mistake_in_a_reader_is_not_called_damage(tmp_path: Path) -> None:
     for mistake in (TypeError("unsupported operand"), KeyError("config"), AttributeError("items")):
         with pytest.raises(type(mistake)), _reading(tmp_path / "budgets.json"):
             raise mistake
+
+
+def test_an_accuracy_fit_is_kept_with_its_fingerprint(tmp_path: Path, table: ArchTable) -> None:
+    assert table.accuracy is not None
+    fitted = FittedAccuracyPredictor.fit(table.archs[:200], table.accuracy[:200])
+    assert write_accuracy_fit(tmp_path, fitted, "digest") and (tmp_path / ACCURACY_FIT_FILE).is_file()
+    stored = read_accuracy_fit(tmp_path)
+    assert stored is not None and stored.fingerprint == "digest" and stored.predictor().to_dict() == fitted.to_dict()
+    # the format the run directories of earlier versions hold, which still load: the fingerprint and the fit's arrays
+    np.savez(
+        tmp_path / ACCURACY_FIT_FILE, fingerprint=np.asarray("old"), **{f"fit.{k}": v for k, v in fitted.to_arrays().items()}
+    )
+    stored = read_accuracy_fit(tmp_path)
+    assert stored is not None and stored.fingerprint == "old" and stored.predictor().to_dict() == fitted.to_dict()
+    # nothing to keep: no fingerprint (not a fitted source), or a source that cannot keep its fit; a stale file goes
+    assert not write_accuracy_fit(tmp_path, fitted, None) and read_accuracy_fit(tmp_path) is None
+    write_accuracy_fit(tmp_path, fitted, "digest")
+    assert not write_accuracy_fit(tmp_path, TableAccuracySource(table), "digest") and read_accuracy_fit(tmp_path) is None
+    # damage
+    np.savez(tmp_path / ACCURACY_FIT_FILE, **{f"fit.{k}": v for k, v in fitted.to_arrays().items()})
+    with pytest.raises(RunDirError, match=r"accuracy\.npz has no fingerprint; the run directory is damaged"):
+        read_accuracy_fit(tmp_path)
+    write_accuracy_fit(tmp_path, FittedAccuracyPredictor.fit(table.archs[:200], table.accuracy[:200], gamma=0.02), "digest")
+    stored = read_accuracy_fit(tmp_path)
+    assert stored is not None
+    with pytest.raises(RunDirError, match=r"accuracy\.npz holds a fit with gamma 0\.02, alpha 0\.01, not the fit's 0\.01"):
+        stored.predictor()
+    arrays = {**fitted.to_arrays(), "dual": np.zeros(3)}
+    np.savez(tmp_path / ACCURACY_FIT_FILE, fingerprint=np.asarray("digest"), **{f"fit.{k}": v for k, v in arrays.items()})
+    stored = read_accuracy_fit(tmp_path)
+    assert stored is not None
+    with pytest.raises(RunDirError, match=r"accuracy\.npz is damaged \(.*dual is float64\[3\]"):
+        stored.predictor()

@@ -44,6 +44,7 @@ from typing import Any, ClassVar, Literal
 from farm.errors import CalibrationError, InvalidEntryError, MissingBlockError, TableAmbiguousError, TableNotFoundError
 from farm.ofa_lut import OFA_RUNTIME
 from farm.store import Row, Store, TableKey
+from nag import stored
 from nag.errors import SettingError, show_value
 from nag.latency import LatencyPredictor, PiecewiseLinear, check_quantile
 from nag.space import get_space
@@ -118,13 +119,18 @@ class Calibration:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Calibration:
+    def from_dict(cls, data: Any) -> Calibration:
+        """The calibration :meth:`to_dict` wrote; raises :class:`CalibrationError` for a missing, unknown or
+        mistyped field, or values no fit gives."""
         names = {f.name for f in fields(cls)}
-        if set(data) != names:
-            raise CalibrationError(
-                f"stored calibration has fields {sorted(data)}, expected {sorted(names)}; refit it with 'nag table validate'"
-            )
-        return cls(**data)
+        try:
+            if set(stored.mapping(data, "stored calibration")) != names:
+                raise CalibrationError(
+                    f"stored calibration has fields {sorted(data)}, expected {sorted(names)}; refit it with 'nag table validate'"
+                )
+            return cls(**stored.dataclass_values(cls, data, "stored calibration"))
+        except stored.StoredValueError as exc:
+            raise CalibrationError(f"{exc}; refit it with 'nag table validate'") from None
 
 
 def _weighted_line(x: Sequence[float], y: Sequence[float], w: Sequence[float]) -> tuple[float, float]:
@@ -260,8 +266,8 @@ class LutPredictor:
         self._values = {r.item: _row_value(r, self._statistic) for r in rows}
         _refuse_bad_values(table, store.path, rows, self._values)
         self._std_errors = {r.item: factor * r.std_ms / math.sqrt(r.count) for r in rows}
-        stored = store.get_calibration(table) if use_calibration else None
-        self._calibration = Calibration.from_dict(stored) if stored is not None else None
+        calibration = store.get_calibration(table) if use_calibration else None
+        self._calibration = Calibration.from_dict(calibration) if calibration is not None else None
         if self._calibration is not None and self._calibration.statistic != self._statistic:
             raise CalibrationError(
                 f"the calibration of {table.label()} was fitted on {self._calibration.statistic} sums, but this predictor "
@@ -291,19 +297,34 @@ class LutPredictor:
         }
 
     @classmethod
-    def from_dict(cls, value: Mapping[str, Any]) -> LutPredictor:
-        if value.get("kind") not in (cls.KIND, *cls.LEGACY_KINDS):
+    def from_dict(cls, value: Any) -> LutPredictor:
+        """The predictor :meth:`to_dict` wrote, without its store; raises ValueError naming a missing or mistyped
+        entry (:class:`nag.stored.StoredValueError`) or a value it cannot use (:class:`CalibrationError`,
+        :class:`SettingError`, :class:`InvalidEntryError` for the table key)."""
+        where = "the LUT predictor"
+        if stored.mapping(value, where).get("kind") not in (cls.KIND, *cls.LEGACY_KINDS):
             raise CalibrationError(f"not a LUT predictor: kind {value.get('kind')!r}, expected {cls.KIND!r}")
         predictor = cls.__new__(cls)
-        predictor._table = TableKey(**value["table"])
+        predictor._table = TableKey(**stored.dataclass_values(TableKey, stored.entry(value, "table", where), "table"))
         predictor._space = get_space(predictor._table.space)
-        predictor._store_path = Path(value["store"])
-        predictor._requested = value["requested_statistic"]
-        predictor._statistic = value["statistic"]
-        predictor._values = {str(k): float(v) for k, v in value["values_ms"].items()}
-        predictor._std_errors = {str(k): float(v) for k, v in value["std_errors_ms"].items()}
-        predictor._calibration = None if value["calibration"] is None else Calibration.from_dict(value["calibration"])
-        predictor._estimated = bool(value.get("estimated", False))  # absent before 'nag table bootstrap' existed
+        predictor._store_path = Path(stored.text(stored.entry(value, "store", where), "store"))
+        predictor._requested = stored.text(stored.entry(value, "requested_statistic", where), "requested_statistic")  # type: ignore[assignment]
+        predictor._statistic = stored.text(stored.entry(value, "statistic", where), "statistic")  # type: ignore[assignment]
+        predictor._values = stored.numbers(stored.entry(value, "values_ms", where), "values_ms", finite=True)
+        predictor._std_errors = stored.numbers(stored.entry(value, "std_errors_ms", where), "std_errors_ms", finite=True)
+        if (
+            predictor._std_errors.keys() != predictor._values.keys()
+            or min(predictor._values.values(), default=1.0) <= 0
+            or min(predictor._std_errors.values(), default=0.0) < 0
+        ):
+            raise stored.StoredValueError(
+                "values_ms and std_errors_ms must hold the same blocks, each a latency > 0 ms with a standard error >= 0 ms"
+            )
+        calibration = stored.entry(value, "calibration", where)
+        predictor._calibration = None if calibration is None else Calibration.from_dict(calibration)
+        estimated = value.get("estimated", False)  # absent before 'nag table bootstrap' existed
+        stored.check_type(estimated, bool, "estimated")
+        predictor._estimated = estimated
         predictor._quantile = predictor._checked_quantile(value.get("quantile"))  # absent before --budget-quantile
         return predictor
 

@@ -22,11 +22,12 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "nag.errors",
         "nag.registry",
         "nag.files",
+        "nag.stored",
         "nag.ray_session",
         "nag.__init__",
         "agents.errors",
         "agents.runtimes",
-    ),  # the base: errors, the class loader, durable writes, Ray drivers, opening models in their runtimes
+    ),  # the base: errors, the class loader, durable writes, stored-entry checks, Ray drivers, opening models
     ("agents",),  # device-side measurement: runtimes, agent kinds (imports nothing of ours above the base)
     ("nag.space",),  # search spaces, blocks, model export
     ("nag.data", "nag.latency", "nag.accuracy"),  # tables, latency predictors, accuracy sources

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from nag.errors import NagError, SettingError
+from nag.errors import ArchitectureError, NagError, SettingError, UnknownNameError
 from nag.space import SearchSpace, StagedSpace, get_space
 
 __all__ = ["CrossFitReport", "FittedAccuracyPredictor", "FittedModelError", "FittingDataError", "cross_fit_folds"]
@@ -38,6 +38,9 @@ MIN_ROWS = 20
 DEFAULT_GAMMA = 0.01  # per unit of squared one-hot distance (2 per differing slot choice pair); measured best 0.01-0.02
 DEFAULT_ALPHA = 0.01  # ridge on the kernel; measured best (0.1 costs 0.02 points of RMSE)
 _ENCODING_CHECK_SAMPLES = 16
+# the entries of to_arrays
+_ARRAYS = {"kind", "model", "space", "gamma", "alpha", "offset", "provenance", "train_range", "support", "active", "dual"}
+_ROUNDING = 1e-12  # how far a mean may fall outside the range of equal values it averages (float rounding)
 
 
 class FittingDataError(NagError, ValueError):
@@ -224,6 +227,54 @@ def _solve(active: np.ndarray, y: np.ndarray, *, size: int, gamma: float, alpha:
     return offset, dual
 
 
+def _stored_text(arrays: Mapping[str, np.ndarray], name: str) -> str:
+    value = arrays[name]
+    if value.shape != () or value.dtype.kind != "U":
+        raise FittedModelError(f"fitted predictor arrays: {name} is {value.dtype}{list(value.shape)}, not a string")
+    return str(value)
+
+
+def _stored_number(arrays: Mapping[str, np.ndarray], name: str, shape: tuple[int, ...]) -> Any:
+    """``arrays[name]``, finite float64 of ``shape``: a float for shape (), else the array."""
+    value = arrays[name]
+    if value.shape != shape or value.dtype != np.float64 or not np.isfinite(value).all():
+        raise FittedModelError(
+            f"fitted predictor arrays: {name} is {value.dtype}{list(value.shape)}"
+            f"{'' if value.dtype.kind != 'f' or np.isfinite(value).all() else ' with values that are not finite'}, "
+            f"expected finite float64{list(shape)}"
+        )
+    return float(value) if shape == () else value
+
+
+def _stored_support(value: np.ndarray) -> list[str]:
+    """The support's architecture strings: ASCII bytes, distinct (the fit averaged repeats)."""
+    if value.ndim != 1 or value.dtype.kind != "S":
+        raise FittedModelError(f"fitted predictor arrays: support is {value.dtype}{list(value.shape)}, expected bytes[n]")
+    try:
+        support = [item.decode("ascii") for item in value.tolist()]
+    except UnicodeDecodeError as exc:
+        raise FittedModelError(f"fitted predictor arrays: support holds bytes that are not ASCII ({exc})") from None
+    if len(set(support)) != len(support):
+        raise FittedModelError("fitted predictor arrays: support repeats an architecture (a fit holds each once)")
+    return support
+
+
+def _stored_active(value: np.ndarray, rows: int, size: int) -> np.ndarray:
+    """The support's active encoding columns: integers in 0..size (size: a padding slot), one row per support
+    architecture, no column twice in a row (a 0/1 encoding)."""
+    if value.ndim != 2 or value.dtype.kind not in "iu" or len(value) != rows:
+        raise FittedModelError(
+            f"fitted predictor arrays: active is {value.dtype}{list(value.shape)}, expected integers[{rows}, columns]"
+        )
+    if value.size and (value.min() < 0 or value.max() > size):
+        raise FittedModelError(f"fitted predictor arrays: active columns must lie in 0..{size}")
+    active = value.astype(np.intp)
+    ordered = np.sort(active, axis=1)
+    if ((ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] < size)).any():
+        raise FittedModelError("fitted predictor arrays: an active row names a column twice")
+    return active
+
+
 class FittedAccuracyPredictor:
     """Top-1 accuracy of any architecture of a space, from a fit on labelled ones; an :class:`nag.accuracy.AccuracySource`.
 
@@ -387,52 +438,55 @@ class FittedAccuracyPredictor:
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> FittedAccuracyPredictor:
-        """The predictor :meth:`to_arrays` wrote; raises :class:`FittedModelError` for anything else."""
-        expected = {
-            "kind",
-            "model",
-            "space",
-            "gamma",
-            "alpha",
-            "offset",
-            "provenance",
-            "train_range",
-            "support",
-            "active",
-            "dual",
-        }
-        if set(arrays) != expected:
+        """The predictor :meth:`to_arrays` wrote; raises :class:`FittedModelError` (a ValueError) naming the entry
+        that is missing, of another shape or type, out of range, or inconsistent with the others (``active`` must
+        be the support's encoding: checked on a sample of rows, which are parsed and encoded again)."""
+        if set(arrays) != _ARRAYS:
             raise FittedModelError(
-                f"fitted predictor arrays are {sorted(arrays)}; expected {sorted(expected)} (write them with to_arrays)"
+                f"fitted predictor arrays are {sorted(arrays)}; expected {sorted(_ARRAYS)} (write them with to_arrays)"
             )
-        text = {name: arrays[name] for name in ("kind", "model", "space", "provenance")}
-        if any(value.shape != () or value.dtype.kind != "U" for value in text.values()):
-            raise FittedModelError("fitted predictor arrays: kind, model, space and provenance must be strings")
-        if str(text["kind"]) != KIND or str(text["model"]) != MODEL:
+        kind, model, space, provenance = (_stored_text(arrays, name) for name in ("kind", "model", "space", "provenance"))
+        if kind != KIND or model != MODEL:
+            raise FittedModelError(f"expected a fitted predictor of kind {KIND!r}, model {MODEL!r}; got {kind!r}, {model!r}")
+        gamma, alpha, offset = (_stored_number(arrays, name, ()) for name in ("gamma", "alpha", "offset"))
+        low, high = (float(v) for v in _stored_number(arrays, "train_range", (2,)))
+        if not (0.0 <= low <= high <= 1.0 and low - _ROUNDING <= offset <= high + _ROUNDING):
             raise FittedModelError(
-                f"expected a fitted predictor of kind {KIND!r}, model {MODEL!r}; got {str(text['kind'])!r}, {str(text['model'])!r}"
+                f"fitted predictor arrays: train_range [{low!r}, {high!r}] and offset {offset!r} must be accuracy fractions "
+                "with the offset (the mean training accuracy) inside the range"
             )
-        support, active, dual, train_range = arrays["support"], arrays["active"], arrays["dual"], arrays["train_range"]
-        numbers = [arrays[name] for name in ("gamma", "alpha", "offset")]
-        size = get_space(str(text["space"])).encoding_size
-        if (
-            support.ndim != 1 or support.dtype.kind != "S" or active.ndim != 2 or active.dtype.kind not in "iu"
-            or len(active) != len(support) or dual.shape != (len(support),) or dual.dtype != np.float64
-            or train_range.shape != (2,) or train_range.dtype != np.float64
-            or any(v.shape != () or v.dtype != np.float64 for v in numbers)
-        ):  # fmt: skip
-            raise FittedModelError("fitted predictor arrays have the wrong shapes or types; write them with to_arrays")
-        if active.size and (active.min() < 0 or active.max() > size):
-            raise FittedModelError(f"fitted predictor arrays: active columns must lie in 0..{size}")
-        gamma, alpha, offset = (float(v) for v in numbers)
+        support = _stored_support(arrays["support"])
+        dual = _stored_number(arrays, "dual", (len(support),))
+        try:
+            size = get_space(space).encoding_size
+        except UnknownNameError as exc:
+            raise FittedModelError(f"fitted predictor arrays: space {space!r} is not known: {exc}") from None
+        active = _stored_active(arrays["active"], len(support), size)
         predictor = cls(
-            space=str(text["space"]), support=[a.decode("ascii", "replace") for a in support.tolist()], dual=dual, offset=offset, gamma=gamma, alpha=alpha,
-            train_range=(float(train_range[0]), float(train_range[1])), provenance=str(text["provenance"]),
-            active=active.astype(np.intp),
+            space=space, support=support, dual=dual, offset=offset, gamma=gamma, alpha=alpha, train_range=(low, high),
+            provenance=provenance, active=active,
         )  # fmt: skip
-        if predictor._active.shape[1] != predictor._encode([predictor._space.sample(random.Random(0))]).shape[1]:
-            raise FittedModelError("fitted predictor arrays: the support's encoding does not match this version's encoder")
+        predictor._check_active()
         return predictor
+
+    def _check_active(self) -> None:
+        """Raise FittedModelError unless the stored ``active`` rows are this version's encoding of the support:
+        the width everywhere, and the columns of a sample of rows (their architectures parsed and encoded)."""
+        if self._active.shape[1] != self._encode([self._space.sample(random.Random(0))]).shape[1]:
+            raise FittedModelError("fitted predictor arrays: the support's encoding does not match this version's encoder")
+        if not self.support:
+            return
+        rows = np.unique(np.linspace(0, len(self.support) - 1, min(len(self.support), _ENCODING_CHECK_SAMPLES)).astype(np.intp))
+        try:
+            encoded = self._encode(self._space.parse_many([self.support[row] for row in rows]))
+        except ArchitectureError as exc:
+            raise FittedModelError(f"fitted predictor arrays: support holds an architecture that does not parse: {exc}") from None
+        differs = np.nonzero((self._encode.dense(encoded) != self._encode.dense(self._active[rows])).any(axis=1))[0]
+        if len(differs):
+            row = int(rows[differs[0]])
+            raise FittedModelError(
+                f"fitted predictor arrays: active row {row} is not the encoding of support[{row}] {self.support[row]!r}"
+            )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FittedAccuracyPredictor:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from nag.cli._common import print_table
+from nag.cli._common import print_table, retain_freed_memory
 
 __all__ = ["register"]
 
@@ -70,6 +70,7 @@ def _demo(args: argparse.Namespace) -> int:
     from nag.demo.report import p_text
 
     config = _config(args)
+    retain_freed_memory()
     result = run_demo(args.out, config, progress=not args.quiet, log=lambda line: print(line, file=sys.stderr))
     stages = ", ".join(f"{s.name.split(' (')[0]} {s.seconds:.0f} s{' (reused)' if s.reused else ''}" for s in result.stages)
     trend = result.summary["sampled"]["accuracy_vs_latency"]

@@ -6,12 +6,11 @@ Nothing heavy is imported here: torch and ray load inside the handlers.
 from __future__ import annotations
 
 import argparse
-import io
 import sys
 from pathlib import Path
 from typing import Any
 
-from nag.cli._common import print_json, print_table
+from nag.cli._common import print_json, print_table, retain_freed_memory
 
 __all__ = ["accuracy_options", "add_data_options", "farm_latency", "load_arch_table", "register"]
 
@@ -170,10 +169,14 @@ def accuracy_options(args: argparse.Namespace, *, cache: str | None = None) -> A
     )
 
 
-def _accuracy_source(args: argparse.Namespace) -> Any:
-    from nag.accuracy.registry import open_source
+def _accuracy_source(args: argparse.Namespace) -> tuple[Any, str | None]:
+    """The --accuracy source, and the fingerprint of what a fitted one is fitted from (None for other kinds), taken
+    before it is opened: a table that changes while it is fitted or searched fails the fingerprint later and is
+    fitted again, never the reverse."""
+    from nag.accuracy.registry import fit_fingerprint, open_source
 
-    return open_source(args.accuracy, accuracy_options(args, cache=f"{args.out}.accuracy.csv")).source
+    fingerprint = fit_fingerprint(_absolute_spec(args.accuracy), _reopen_settings(args))
+    return open_source(args.accuracy, accuracy_options(args, cache=f"{args.out}.accuracy.csv")).source, fingerprint
 
 
 def farm_latency(args: argparse.Namespace) -> Any:
@@ -272,9 +275,9 @@ def _search(args: argparse.Namespace) -> int:
         raise SettingError("--rollout-workers needs a Ray cluster: give --ray-address (e.g. auto)")
     config = _config(args)
     table = None if args.table is None else load_arch_table(args, args.table, require_accuracy=args.accuracy is None)
-    accuracy = None if args.accuracy is None else _accuracy_source(args)
+    accuracy, fingerprint = (None, None) if args.accuracy is None else _accuracy_source(args)
     tune_options = _tune_options(args)
-    return _run(args, config, table, accuracy, tune_options)
+    return _run(args, config, table, accuracy, tune_options, fingerprint=fingerprint)
 
 
 def _search_on_farm_latency(args: argparse.Namespace) -> int:
@@ -286,12 +289,12 @@ def _search_on_farm_latency(args: argparse.Namespace) -> int:
     if args.accuracy is None and args.table is None:
         raise SettingError("with --db/--kind, give the accuracy: --accuracy SPEC, or --table FILE with an accuracy column")
     latency = farm_latency(args)  # first: a wrong --db fails before any table is read
-    accuracy = (
+    accuracy, fingerprint = (
         _accuracy_source(args)
         if args.accuracy is not None
-        else TableAccuracySource(load_arch_table(args, args.table, require_accuracy=True))
+        else (TableAccuracySource(load_arch_table(args, args.table, require_accuracy=True)), None)
     )
-    return _run(args, _config(args), None, accuracy, _tune_options(args), latency=latency)
+    return _run(args, _config(args), None, accuracy, _tune_options(args), latency=latency, fingerprint=fingerprint)
 
 
 def _tune_options(args: argparse.Namespace) -> Any:
@@ -311,10 +314,20 @@ def _tune_options(args: argparse.Namespace) -> Any:
     )
 
 
-def _run(args: argparse.Namespace, config: Any, table: Any, accuracy: Any, tune_options: Any, *, latency: Any = None) -> int:
+def _run(
+    args: argparse.Namespace,
+    config: Any,
+    table: Any,
+    accuracy: Any,
+    tune_options: Any,
+    *,
+    latency: Any = None,
+    fingerprint: str | None = None,
+) -> int:
     from nag.search.api import run_search
     from nag.search.rundir import read_metrics
 
+    retain_freed_memory()
     if args.ray_address and args.rollout_workers:
         from nag.ray_session import init_ray
 
@@ -332,7 +345,7 @@ def _run(args: argparse.Namespace, config: Any, table: Any, accuracy: Any, tune_
         log=lambda message: print(message, file=sys.stderr),
     )
     if args.accuracy is not None:
-        _store_accuracy(args, out, accuracy)
+        _store_accuracy(args, out, accuracy, fingerprint)
     metrics = read_metrics(out)
     best = metrics.best
     print(f"run directory {out} ({metrics.total_s:.0f} s, {len(metrics.trials)} trial(s), best seed {best.seed})")
@@ -354,8 +367,6 @@ def _run(args: argparse.Namespace, config: Any, table: Any, accuracy: Any, tune_
     return 0
 
 
-ACCURACY_FILE = "accuracy.json"  # optional in a run directory: how to reopen its accuracy source (registry spec)
-ACCURACY_FIT_FILE = "accuracy.npz"  # optional: a fitted source's fit, with the fingerprint of what it was fitted from
 _REOPEN = (
     "space",
     "resolution",
@@ -384,58 +395,26 @@ def _absolute_spec(spec: str) -> str:
     return f"{kind}:{Path(target).resolve()}" if target else kind
 
 
-def _store_accuracy(args: argparse.Namespace, out: Any, source: Any) -> None:
+def _store_accuracy(args: argparse.Namespace, out: Any, source: Any, fingerprint: str | None) -> None:
     """Keep the --accuracy spec (with file targets made absolute) so 'nag generate --select-by source' can reopen it,
-    and a fitted source's fit (accuracy.npz, with a fingerprint of what it was fitted from) so that reopening it
-    does not fit it again."""
-    import numpy as np
+    and a fitted source's fit with ``fingerprint`` (of what it was fitted from) so that reopening it does not fit
+    it again."""
+    from nag.search.rundir import ACCURACY_FILE, write_accuracy_fit, write_json
 
-    from nag.accuracy import StorableFitSource
-    from nag.accuracy.registry import fit_fingerprint
-    from nag.data import atomic_write_bytes
-    from nag.search.rundir import write_json
-
-    spec = _absolute_spec(args.accuracy)
-    settings = _reopen_settings(args)
-    write_json(Path(out) / ACCURACY_FILE, {"spec": spec, **settings})
-    fingerprint = fit_fingerprint(spec, settings)
-    if fingerprint is None or not isinstance(source, StorableFitSource):
-        (Path(out) / ACCURACY_FIT_FILE).unlink(missing_ok=True)
-        return
-    buffer = io.BytesIO()
-    np.savez(buffer, fingerprint=np.asarray(fingerprint), **{f"fit.{k}": v for k, v in source.to_arrays().items()})
-    atomic_write_bytes(Path(out) / ACCURACY_FIT_FILE, buffer.getvalue())
+    write_json(Path(out) / ACCURACY_FILE, {"spec": _absolute_spec(args.accuracy), **_reopen_settings(args)})
+    write_accuracy_fit(out, source, fingerprint)
 
 
 def _stored_fit(run: str, spec: str, settings: dict[str, Any]) -> Any:
     """The run's stored fit of ``spec`` (accuracy.npz) when it is the fit that opening ``spec`` would make, else None."""
-    from nag.accuracy.fitted import DEFAULT_ALPHA, DEFAULT_GAMMA, FittedAccuracyPredictor, FittedModelError
     from nag.accuracy.registry import fit_fingerprint
-    from nag.errors import SettingError
-    from nag.search.rundir import RunDirError, read_arrays
+    from nag.search.rundir import read_accuracy_fit
 
-    path = Path(run) / ACCURACY_FIT_FILE
-    if not path.is_file():
-        return None
     fingerprint = fit_fingerprint(spec, settings)
-    if fingerprint is None:
-        return None
-    stored = read_arrays(path)
-    found = stored.pop("fingerprint", None)
-    if found is None or found.shape != () or found.dtype.kind != "U":
-        raise RunDirError(f"{path} has no fingerprint; the run directory is damaged, run 'nag search' again")
-    if str(found) != fingerprint:
-        return None  # fitted from another table (or the table changed since): fit it again
-    try:
-        fitted = FittedAccuracyPredictor.from_arrays({k.removeprefix("fit."): v for k, v in stored.items()})
-    except (FittedModelError, SettingError) as exc:
-        raise RunDirError(f"{path} is damaged ({exc}); run 'nag search' again") from None
-    if (fitted.gamma, fitted.alpha) != (DEFAULT_GAMMA, DEFAULT_ALPHA):  # the settings the fingerprint says it was fitted with
-        raise RunDirError(
-            f"{path} holds a fit with gamma {fitted.gamma!r}, alpha {fitted.alpha!r}, not the fit's {DEFAULT_GAMMA}, "
-            f"{DEFAULT_ALPHA}: it is damaged; run 'nag search' again"
-        )
-    return fitted
+    stored = None if fingerprint is None else read_accuracy_fit(run)
+    if stored is None or stored.fingerprint != fingerprint:
+        return None  # not a fitted source, or fitted from another table (or the table changed since): fit it again
+    return stored.predictor()
 
 
 MAX_CANDIDATES = 5_000  # architectures sampled per round by 'nag generate' (the paper's: 100 to 1,000)
@@ -448,6 +427,7 @@ def _generation_source(args: argparse.Namespace) -> tuple[Any, str]:
 
     from nag.accuracy.registry import open_source
     from nag.errors import SettingError
+    from nag.search.rundir import ACCURACY_FILE
 
     stored_path = Path(args.run) / ACCURACY_FILE
     spec, options = args.accuracy, argparse.Namespace(**vars(args))
@@ -488,7 +468,6 @@ def _upgrade_run(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from nag.errors import SettingError
     from nag.search.api import generate
-    from nag.search.rundir import predates_inference_file
 
     # Checked before the run is read. The upper bounds keep one answer within seconds: a million candidates a
     # round ran for over 5 minutes on a budget no draw met (each round is drawn again, up to max_rounds).
@@ -501,12 +480,6 @@ def _generate(args: argparse.Namespace) -> int:
             bounds = f"from {least} to {most:,}" if most is not None else f">= {least}"
             raise SettingError(f"{flag} must be an integer {bounds}, got {value}{why}")
     source, select_by = _generation_source(args)
-    if predates_inference_file(args.run):
-        print(
-            f"nag: note: {args.run} was written before inference.npz existed, so it loads through torch (about a second "
-            f"slower); 'nag upgrade-run {args.run}' adds it",
-            file=sys.stderr,
-        )
     results = generate(
         args.run,
         args.budget,
@@ -516,6 +489,7 @@ def _generate(args: argparse.Namespace) -> int:
         accuracy=source,
         refine_steps=args.refine_steps,
         budget_quantile=args.budget_quantile,
+        log=lambda message: print(f"nag: note: {message}", file=sys.stderr),
     )
     for result in results:
         if result.note:

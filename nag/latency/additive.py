@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from nag import stored
 from nag.errors import NagError, SettingError
 from nag.space import SearchSpace, get_space, staged
 
@@ -191,21 +192,25 @@ class AdditiveLatencyPredictor:
         }
 
     @classmethod
-    def from_dict(cls, value: dict[str, Any]) -> AdditiveLatencyPredictor:
-        if value.get("kind") != cls.kind:
+    def from_dict(cls, value: Any) -> AdditiveLatencyPredictor:
+        """The model :meth:`to_dict` wrote; raises ValueError naming a missing or mistyped entry
+        (:class:`nag.stored.StoredValueError`) or an impossible value (:class:`SettingError`)."""
+        model = "the additive latency model"
+        if stored.mapping(value, model).get("kind") != cls.kind:
             raise SettingError(f"not an additive latency model: kind {value.get('kind')!r}")
         report = value.get("report")
-        constant, terms = float(value["constant_ms"]), {str(k): float(v) for k, v in dict(value["terms_ms"]).items()}
+        constant = stored.number(stored.entry(value, "constant_ms", model), "constant_ms")
+        terms = stored.numbers(stored.entry(value, "terms_ms", model), "terms_ms")
         bad = [(k, v) for k, v in [("constant_ms", constant), *terms.items()] if not (math.isfinite(v) and v >= 0.0)]
         if bad:
             raise SettingError(
                 f"additive latency model: {bad[0][0]} is {bad[0][1]!r}; every term must be a finite number of ms >= 0"
             )
         return cls(
-            space=str(value["space"]),
+            space=stored.text(stored.entry(value, "space", model), "space"),
             constant_ms=constant,
             terms_ms=terms,
-            report=None if report is None else FitReport(**report),
+            report=None if report is None else FitReport(**stored.dataclass_values(FitReport, report, "report")),
         )
 
 

@@ -62,32 +62,6 @@ def compute_threads(threads: int | None) -> Iterator[None]:
             torch.set_num_threads(previous)
 
 
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
-_MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # glibc's largest allowed M_MMAP_THRESHOLD on 64-bit systems
-
-
-def retain_freed_memory() -> bool:
-    """Have glibc keep freed memory for reuse instead of handing it back to the system at every free.
-
-    Training allocates and frees tensors of hundreds of kilobytes to megabytes many thousand times. With
-    glibc's defaults each of them was mapped afresh (or the heap trimmed and regrown): a 20-second
-    ``nag search`` took about a million page faults and 2 s of system CPU (0.3 s with this).
-    Allocations up to 32 MB now come from the heap, which is trimmed only when more than 1 GB at its top is
-    free. This holds for the rest of the process (memory is kept up to its peak, and reused). Returns False
-    where the C library is not glibc (nothing changed).
-    """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)) and bool(mallopt(_M_TRIM_THRESHOLD, 1 << 30))
-
-
 @contextlib.contextmanager
 def _spare_core(*, enabled: bool) -> Iterator[ThreadPoolExecutor | None]:
     """A one-thread pool for work off the critical path (the accuracy surrogate's fit, the evaluator's held-out
@@ -204,7 +178,6 @@ def run_search(
     config = config or SearchConfig()
     say = log or (lambda _message: None)
     started = time.perf_counter()
-    retain_freed_memory()
     with compute_threads(threads), _spare_core(enabled=tune is None) as background:
         archs, lat, acc, predictor, notes = _labelled(config.space, table, accuracy, latency, num_archs, config.seed)
         say(f"{len(archs)} labelled architectures ({notes['labels']}); latency predictor: {notes['latency_predictor']}")
@@ -255,6 +228,7 @@ def generate(
     accuracy: AccuracySource | None = None,
     refine_steps: int | None = None,
     budget_quantile: float | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> list[Generated]:
     """One :class:`~nag.search.inference.Generated` per budget, in order: ``arch``, ``latency_ms`` (predicted),
     ``accuracy`` (an estimate unless selected by the source: ``accuracy_is_estimate``), ``time_ms`` (this budget's
@@ -268,10 +242,10 @@ def generate(
     None: the run's own setting), and each answer's ``latency_ms`` is that quantile.
 
     Reads the run's ``inference.npz`` and imports neither torch nor Ray (a directory written before that
-    file existed loads through torch).
+    file existed loads through torch, which ``log`` is told first).
     """
     with compute_threads(threads):
-        model = with_budget_quantile(load_inference(run_dir), budget_quantile)
+        model = with_budget_quantile(load_inference(run_dir, log=log), budget_quantile)
         warm_up(model)
         found = infer(
             model,

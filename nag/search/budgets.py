@@ -25,10 +25,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
+from nag import stored
 from nag.errors import NagError, SettingError, show_value
 
 __all__ = ["OUTSIDE_POLICIES", "BudgetError", "BudgetPlacement", "BudgetSet", "OutsidePolicy", "mix_embeddings"]
@@ -130,11 +131,11 @@ class BudgetSet:
         return {"budgets_ms": list(self.budgets_ms), "outside": self.outside}
 
     @classmethod
-    def from_dict(cls, value: dict[str, object]) -> BudgetSet:
-        budgets = value["budgets_ms"]
-        if not isinstance(budgets, list):
-            raise SettingError(f"budgets_ms must be a list, got {type(budgets).__name__}")
-        return cls(budgets_ms=tuple(float(b) for b in budgets), outside=str(value.get("outside", "clamp")))  # type: ignore[arg-type]
+    def from_dict(cls, value: Any, *, where: str = "budgets") -> BudgetSet:
+        """The budgets :meth:`to_dict` wrote (other keys are ignored); raises :class:`nag.stored.StoredValueError`
+        naming a missing or mistyped entry, :class:`SettingError` for budgets out of order or range."""
+        values = stored.dataclass_values(cls, value, where, unknown=True)
+        return cls(budgets_ms=tuple(float(b) for b in values["budgets_ms"]), outside=values.get("outside", "clamp"))
 
 
 def mix_embeddings(table: np.ndarray, placements: Sequence[BudgetPlacement]) -> np.ndarray:

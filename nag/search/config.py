@@ -21,6 +21,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from nag import stored
 from nag.errors import SettingError
 
 __all__ = ["SELECTIONS", "EvaluatorConfig", "GeneratorConfig", "InferenceConfig", "SearchConfig", "SurrogateConfig"]
@@ -190,23 +191,28 @@ class SearchConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, value: dict[str, Any]) -> SearchConfig:
-        parts = {
-            "evaluator": EvaluatorConfig,
-            "generator": GeneratorConfig,
-            "surrogate": SurrogateConfig,
-            "inference": InferenceConfig,
-        }
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(value) - known
-        if unknown:
-            raise SettingError(f"unknown search settings {sorted(unknown)}; known: {sorted(known)}")
-        kwargs: dict[str, Any] = {k: v for k, v in value.items() if k not in parts}
-        if "budget_quantiles" in kwargs:
-            kwargs["budget_quantiles"] = tuple(kwargs["budget_quantiles"])
-        if kwargs.get("budgets_ms") is not None:
-            kwargs["budgets_ms"] = tuple(kwargs["budgets_ms"])
-        for name, cls_ in parts.items():
-            if name in value:
-                kwargs[name] = cls_(**value[name])
-        return cls(**kwargs)
+    def from_dict(cls, value: Any) -> SearchConfig:
+        """The settings :meth:`to_dict` wrote; an unknown, missing or mistyped entry raises :class:`SettingError`
+        naming it (``config.evaluator.hidden``), as does a value out of range."""
+        try:
+            data = dict(stored.mapping(value, "config"))
+            parts = {
+                name: part(**stored.dataclass_values(part, data.pop(name), f"config.{name}"))
+                for name, part in _PARTS.items()
+                if name in data
+            }
+            top = stored.dataclass_values(cls, data, "config")
+        except stored.StoredValueError as exc:
+            raise SettingError(f"search settings: {exc}") from None
+        for name in ("budget_quantiles", "budgets_ms"):
+            if top.get(name) is not None:
+                top[name] = tuple(top[name])
+        return cls(**top, **parts)
+
+
+_PARTS: dict[str, type] = {  # SearchConfig's nested settings, by field name
+    "evaluator": EvaluatorConfig,
+    "generator": GeneratorConfig,
+    "surrogate": SurrogateConfig,
+    "inference": InferenceConfig,
+}

@@ -58,18 +58,22 @@ def pairwise_dominance(
     arch_ids: torch.Tensor | None = None,
     accuracy_condition: bool = True,
     dtype: torch.dtype = torch.int8,
+    rows: slice | None = None,
 ) -> torch.Tensor:
     """The full ``(K, M, M)`` tensor d(i, j, B_k) over M architectures (M^2 K entries of ``dtype``).
 
     ``arch_ids`` (optional, ``(M,)`` ints) identifies architectures, so repeated rows of one architecture
     carry no label; the diagonal never does. The two budget-free comparisons are made once, as ``(M, M)``
-    blocks, and each budget picks between them where both architectures are feasible.
+    blocks, and each budget picks between them where both architectures are feasible. ``rows`` (a slice of
+    the M) gives only those rows i, a ``(K, len(rows), M)`` block: a large M is walked a block at a time.
     """
     m, k = cost.shape[0], budgets.shape[0]
-    differs = ~torch.eye(m, dtype=torch.bool) if arch_ids is None else arch_ids.unsqueeze(1) != arch_ids.unsqueeze(0)
-    by_cost = (torch.sign(cost.unsqueeze(0) - cost.unsqueeze(1)) * differs).to(dtype)  # [i, j]: +1 when i is cheaper
+    rows = slice(0, m) if rows is None else rows
+    ids = torch.arange(m) if arch_ids is None else arch_ids
+    differs = ids[rows].unsqueeze(1) != ids.unsqueeze(0)  # (r, M)
+    by_cost = (torch.sign(cost.unsqueeze(0) - cost[rows].unsqueeze(1)) * differs).to(dtype)  # [i, j]: +1 when i is cheaper
     if not accuracy_condition:
-        return by_cost.expand(k, m, m)
-    by_accuracy = (torch.sign(acc.unsqueeze(1) - acc.unsqueeze(0)) * differs).to(dtype)  # +1 when i is more accurate
+        return by_cost.expand(k, *by_cost.shape)
+    by_accuracy = (torch.sign(acc[rows].unsqueeze(1) - acc.unsqueeze(0)) * differs).to(dtype)  # +1 when i is more accurate
     feasible = cost.unsqueeze(0) <= budgets.unsqueeze(1)  # (K, M)
-    return torch.where(feasible.unsqueeze(2) & feasible.unsqueeze(1), by_accuracy, by_cost)
+    return torch.where(feasible[:, rows].unsqueeze(2) & feasible.unsqueeze(1), by_accuracy, by_cost)

@@ -196,31 +196,31 @@ def train_evaluator(
 
 @torch.no_grad()
 def pairwise_accuracy(
-    model: Evaluator, data: RankingData, budgets_ms: torch.Tensor, *, chunk: int = 512, accuracy_condition: bool = True
+    model: Evaluator, data: RankingData, budgets_ms: torch.Tensor, *, chunk: int = 32, accuracy_condition: bool = True
 ) -> list[float]:
     """Per trained budget, the fraction of labelled pairs of ``data`` that R orders as d does (d as trained:
     with or without the ``accuracy_condition``).
 
     Every ordered pair is counted (both orders agree, so this equals the unordered fraction); a tie in R
-    counts as wrong. A budget without labelled pairs reports NaN. The comparisons that do not depend on the
-    budget (accuracy, cost, same architecture) are made once per block of rows, then each budget only
-    chooses between them: the M^2 K labels of :func:`dominance_of_pairs` are never materialised.
+    counts as wrong. A budget without labelled pairs reports NaN. The labels come from
+    :func:`~nag.search.dominance.pairwise_dominance` a block of ``chunk`` rows at a time (``(K, chunk, M)``
+    entries): the M^2 K labels are never materialised at once.
     """
-    scores = model.score_trained(data.encodings)  # (M, K)
-    m, k = scores.shape
-    feasible = data.latency_ms.unsqueeze(1) <= budgets_ms.unsqueeze(0)  # (M, K)
+    scores = model.score_trained(data.encodings).T  # (K, M)
+    k, m = scores.shape
     correct = torch.zeros(k, dtype=torch.int64)
     total = torch.zeros(k, dtype=torch.int64)
     for start in range(0, m, chunk):
         rows = slice(start, min(start + chunk, m))
-        differs = data.arch_ids[rows].unsqueeze(1) != data.arch_ids.unsqueeze(0)  # (c, M): same architecture: no label
-        by_cost = torch.sign(data.latency_ms.unsqueeze(0) - data.latency_ms[rows].unsqueeze(1)).to(torch.int8)
-        by_accuracy = torch.sign(data.accuracy[rows].unsqueeze(1) - data.accuracy.unsqueeze(0)).to(torch.int8)
-        for b in range(k):
-            both = feasible[rows, b].unsqueeze(1) & feasible[:, b].unsqueeze(0) if accuracy_condition else None
-            label = by_cost if both is None else torch.where(both, by_accuracy, by_cost)
-            predicted = torch.sign(scores[rows, b].unsqueeze(1) - scores[:, b].unsqueeze(0)).to(torch.int8)
-            labelled = (label != 0) & differs
-            correct[b] += int(((predicted == label) & labelled).sum())
-            total[b] += int(labelled.sum())
+        label = pairwise_dominance(
+            data.latency_ms,
+            data.accuracy,
+            budgets_ms,
+            arch_ids=data.arch_ids,
+            accuracy_condition=accuracy_condition,
+            rows=rows,
+        )
+        agrees = (scores[:, rows].unsqueeze(2) - scores.unsqueeze(1)).mul_(label).gt_(0)  # (K, c, M): R orders as d
+        correct += agrees.sum((1, 2), dtype=torch.float64).long()
+        total += label.abs().sum((1, 2), dtype=torch.int64)
     return [float(c / t) if t > 0 else float("nan") for c, t in zip(correct.tolist(), total.tolist(), strict=True)]

@@ -27,9 +27,9 @@ up to :data:`BATCH_ROWS` rows a pass), which draws exactly the rows that samplin
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import MISSING, asdict, dataclass, fields, replace
-from typing import TYPE_CHECKING, Any, get_args, get_type_hints
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -41,6 +41,7 @@ from nag.search.budgets import BudgetPlacement
 from nag.search.numpy_model import InferenceModel
 from nag.search.refine import refine
 from nag.search.scoring import CandidateScorer
+from nag.stored import dataclass_values
 
 if TYPE_CHECKING:
     from nag.search.model import SearchModel
@@ -87,23 +88,11 @@ class Generated:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Generated:
+    def from_dict(cls, data: Any, *, where: str = "answer") -> Generated:
         """The inverse of :meth:`to_dict`; keys it does not know are ignored, and the fields added after the first
-        run directories (``selected_by`` and on) take their defaults. Raises ValueError naming a missing or
-        mistyped field."""
-        known = {f.name: f for f in fields(cls)}
-        missing = [name for name, f in known.items() if f.default is MISSING and name not in data]
-        if missing:
-            raise ValueError(f"no {', '.join(map(repr, missing))} in {sorted(data)!r}")
-        values = {name: data[name] for name in known if name in data}
-        hints = get_type_hints(cls)
-        for name, value in values.items():
-            allowed = get_args(hints[name]) or (hints[name],)  # ``str | None`` -> (str, NoneType)
-            if float in allowed:
-                allowed = (*allowed, int)  # JSON writes a whole float as an integer
-            if isinstance(value, bool) != (bool in allowed) or not isinstance(value, allowed):
-                raise ValueError(f"{name!r} is {value!r}, not {' or '.join(t.__name__ for t in allowed)}")
-        return cls(**values)
+        run directories (``selected_by`` and on) take their defaults. Raises :class:`nag.stored.StoredValueError`
+        (a ValueError) naming a missing or mistyped field (``where.field``)."""
+        return cls(**dataclass_values(cls, data, where, unknown=True))
 
 
 def _budget_seed(seed: int, budget_ms: float) -> int:

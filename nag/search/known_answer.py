@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from nag import stored
 from nag.data import ArchTable
 from nag.errors import ArchitectureError, SettingError
 from nag.search.synthetic import _pareto
@@ -247,15 +248,22 @@ class KnownAnswerProblem:
         }
 
     @classmethod
-    def from_dict(cls, value: dict[str, Any]) -> KnownAnswerProblem:
-        if value.get("kind") != cls.kind:
+    def from_dict(cls, value: Any) -> KnownAnswerProblem:
+        """The problem :meth:`to_dict` wrote; raises ValueError naming a missing or mistyped entry
+        (:class:`nag.stored.StoredValueError`) or choices the space does not have (:class:`SettingError`)."""
+        where = "the known-answer problem"
+        if stored.mapping(value, where).get("kind") != cls.kind:
             raise SettingError(f"not a known-answer problem: kind {value.get('kind')!r}, expected {cls.kind!r}")
+        choices: dict[str, list[int] | None] = {}
+        for name in ("kernels", "expands", "depths"):
+            chosen = value.get(name)
+            choices[name] = (
+                None if chosen is None else [stored.integer(v, f"{name}[{i}]") for i, v in enumerate(stored.items(chosen, name))]
+            )
         return cls(
-            space=str(value["space"]),
-            seed=int(value["seed"]),
-            kernels=value.get("kernels"),
-            expands=value.get("expands"),
-            depths=value.get("depths"),
+            space=stored.text(stored.entry(value, "space", where), "space"),
+            seed=stored.integer(stored.entry(value, "seed", where), "seed"),
+            **choices,
         )
 
     # -- the exact optimum ---------------------------------------------------------------------------

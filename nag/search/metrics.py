@@ -8,53 +8,20 @@ know are kept (``extra``) and written back, so a newer nag's additions survive a
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from nag import stored
 from nag.errors import show_value
 from nag.search.inference import Generated
 
 __all__ = ["EvaluatorMetrics", "GeneratorMetrics", "MetricsError", "RunMetrics", "TrialMetrics"]
 
 
-class MetricsError(ValueError):
-    """A metrics mapping that is not the shape ``metrics.json`` has; the message names the field (``where``)."""
-
-
-def _field(data: Mapping[str, Any], key: str, where: str) -> Any:
-    if not isinstance(data, Mapping):
-        raise MetricsError(f"{where} holds {show_value(data)}, not an object")
-    if key not in data:
-        raise MetricsError(f"{where} has no {key!r}")
-    return data[key]
-
-
-def _number(value: Any, where: str, *, finite: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise MetricsError(f"{where} is {show_value(value)}, not a number")
-    if finite and not math.isfinite(value):
-        raise MetricsError(f"{where} is {value!r}, not a finite number")
-    return float(value)
-
-
-def _integer(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise MetricsError(f"{where} is {show_value(value)}, not an integer")
-    return value
-
-
-def _numbers(value: Any, where: str) -> dict[str, float]:
-    if not isinstance(value, Mapping):
-        raise MetricsError(f"{where} holds {show_value(value)}, not an object of numbers")
-    return {str(k): _number(v, f"{where}[{k!r}]") for k, v in value.items()}
-
-
-def _items(value: Any, where: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise MetricsError(f"{where} holds {show_value(value)}, not a list")
-    return value
+# A metrics mapping that is not the shape ``metrics.json`` has; the message names the field (``where``). The
+# readers of every stored file raise the one error (nag.stored), so this is its name here.
+MetricsError = stored.StoredValueError
 
 
 @dataclass(frozen=True)
@@ -69,17 +36,17 @@ class EvaluatorMetrics:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "evaluator") -> EvaluatorMetrics:
         return cls(
-            heldout_pairwise_accuracy=_numbers(
-                _field(data, "heldout_pairwise_accuracy", where), f"{where}.heldout_pairwise_accuracy"
+            heldout_pairwise_accuracy=stored.numbers(
+                stored.entry(data, "heldout_pairwise_accuracy", where), f"{where}.heldout_pairwise_accuracy"
             ),
-            heldout_pairwise_accuracy_mean=_number(
-                _field(data, "heldout_pairwise_accuracy_mean", where), f"{where}.heldout_pairwise_accuracy_mean"
+            heldout_pairwise_accuracy_mean=stored.number(
+                stored.entry(data, "heldout_pairwise_accuracy_mean", where), f"{where}.heldout_pairwise_accuracy_mean"
             ),
             loss_every_100_steps=[
-                _number(v, f"{where}.loss_every_100_steps[{i}]")
-                for i, v in enumerate(_items(data.get("loss_every_100_steps", []), f"{where}.loss_every_100_steps"))
+                stored.number(v, f"{where}.loss_every_100_steps[{i}]")
+                for i, v in enumerate(stored.items(data.get("loss_every_100_steps", []), f"{where}.loss_every_100_steps"))
             ],
-            seconds=_number(data.get("seconds", 0.0), f"{where}.seconds"),
+            seconds=stored.number(data.get("seconds", 0.0), f"{where}.seconds"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,11 +67,11 @@ class GeneratorMetrics:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "generator") -> GeneratorMetrics:
-        history = _items(_field(data, "history", where), f"{where}.history")
+        history = stored.items(stored.entry(data, "history", where), f"{where}.history")
         for i, record in enumerate(history):
             if not isinstance(record, Mapping):
                 raise MetricsError(f"{where}.history[{i}] holds {show_value(record)}, not an object")
-        return cls(history=[dict(r) for r in history], seconds=_number(data.get("seconds", 0.0), f"{where}.seconds"))
+        return cls(history=[dict(r) for r in history], seconds=stored.number(data.get("seconds", 0.0), f"{where}.seconds"))
 
     def to_dict(self) -> dict[str, Any]:
         return {"history": [dict(r) for r in self.history], "seconds": self.seconds}
@@ -124,14 +91,16 @@ class TrialMetrics:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "trial") -> TrialMetrics:
-        picks = _items(_field(data, "picks_at_trained_budgets", where), f"{where}.picks_at_trained_budgets")
+        picks = stored.items(stored.entry(data, "picks_at_trained_budgets", where), f"{where}.picks_at_trained_budgets")
         return cls(
-            seed=_integer(_field(data, "seed", where), f"{where}.seed"),
-            entropy_weight=_number(_field(data, "entropy_weight", where), f"{where}.entropy_weight"),
-            evaluator=EvaluatorMetrics.from_dict(_field(data, "evaluator", where), f"{where}.evaluator"),
-            generator=GeneratorMetrics.from_dict(_field(data, "generator", where), f"{where}.generator"),
-            picks_at_trained_budgets=[_generated(p, f"{where}.picks_at_trained_budgets[{i}]") for i, p in enumerate(picks)],
-            selection_score=_number(_field(data, "selection_score", where), f"{where}.selection_score"),
+            seed=stored.integer(stored.entry(data, "seed", where), f"{where}.seed"),
+            entropy_weight=stored.number(stored.entry(data, "entropy_weight", where), f"{where}.entropy_weight"),
+            evaluator=EvaluatorMetrics.from_dict(stored.entry(data, "evaluator", where), f"{where}.evaluator"),
+            generator=GeneratorMetrics.from_dict(stored.entry(data, "generator", where), f"{where}.generator"),
+            picks_at_trained_budgets=[
+                Generated.from_dict(p, where=f"{where}.picks_at_trained_budgets[{i}]") for i, p in enumerate(picks)
+            ],
+            selection_score=stored.number(stored.entry(data, "selection_score", where), f"{where}.selection_score"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -143,15 +112,6 @@ class TrialMetrics:
             "picks_at_trained_budgets": [p.to_dict() for p in self.picks_at_trained_budgets],
             "selection_score": self.selection_score,
         }
-
-
-def _generated(data: Any, where: str) -> Generated:
-    if not isinstance(data, Mapping):
-        raise MetricsError(f"{where} holds {show_value(data)}, not an object")
-    try:
-        return Generated.from_dict(data)
-    except (TypeError, ValueError) as exc:
-        raise MetricsError(f"{where}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -184,21 +144,21 @@ class RunMetrics:
         """Check and read a ``metrics.json`` mapping; raises :class:`MetricsError` naming the first wrong field."""
         if not isinstance(data, Mapping):
             raise MetricsError(f"the metrics hold {show_value(data)}, not an object")
-        space = _field(data, "space", "metrics")
+        space = stored.entry(data, "space", "metrics")
         if not isinstance(space, str):
             raise MetricsError(f"metrics.space is {show_value(space)}, not a space name")
         notes = data.get("data", {})
         if not isinstance(notes, Mapping):
             raise MetricsError(f"metrics.data holds {show_value(notes)}, not an object")
         budgets = [
-            _number(b, f"metrics.budgets_ms[{i}]", finite=True)
-            for i, b in enumerate(_items(_field(data, "budgets_ms", "metrics"), "metrics.budgets_ms"))
+            stored.number(b, f"metrics.budgets_ms[{i}]", finite=True)
+            for i, b in enumerate(stored.items(stored.entry(data, "budgets_ms", "metrics"), "metrics.budgets_ms"))
         ]
         trials = [
             TrialMetrics.from_dict(t, f"metrics.trials[{i}]")
-            for i, t in enumerate(_items(_field(data, "trials", "metrics"), "metrics.trials"))
+            for i, t in enumerate(stored.items(stored.entry(data, "trials", "metrics"), "metrics.trials"))
         ]
-        best = _integer(_field(data, "best_trial", "metrics"), "metrics.best_trial")
+        best = stored.integer(stored.entry(data, "best_trial", "metrics"), "metrics.best_trial")
         if not 0 <= best < len(trials):
             raise MetricsError(f"metrics.best_trial is {best}, but there are {len(trials)} trial(s)")
         overlapped = data.get("overlapped", False)
@@ -210,12 +170,12 @@ class RunMetrics:
             budgets_ms=budgets,
             best_trial=best,
             selection=str(data.get("selection", "")),
-            evaluator_heldout_pairwise_accuracy=_numbers(
+            evaluator_heldout_pairwise_accuracy=stored.numbers(
                 data.get("evaluator_heldout_pairwise_accuracy", trials[best].evaluator.heldout_pairwise_accuracy),
                 "metrics.evaluator_heldout_pairwise_accuracy",
             ),
             trials=trials,
-            timings_s=_numbers(data.get("timings_s", {}), "metrics.timings_s"),
+            timings_s=stored.numbers(data.get("timings_s", {}), "metrics.timings_s"),
             overlapped=overlapped,
             extra={k: v for k, v in data.items() if k not in _KNOWN},
         )

@@ -12,6 +12,9 @@ Layout (``RUN_DIR/``)::
     latency.json      the latency predictor's parameters ({"kind": ..., ...})
     metrics.json      data summary, fit reports, per-trial evaluator and generator metrics, timings
     manifest.json     written last: format, version, file list; a directory without it is incomplete
+    accuracy.json     optional (a search with --accuracy): how to reopen its accuracy source (spec, settings)
+    accuracy.npz      optional: a fitted source's fit, and the fingerprint of what it was fitted from
+                      (:func:`write_accuracy_fit`, :func:`read_accuracy_fit`)
 
 Every file is written to a temporary name in the directory and moved into place with ``os.replace``, so a
 crash leaves either the old file or the new one. Latency predictors are stored through ``to_dict()`` and
@@ -37,13 +40,14 @@ import random
 import time
 import zipfile
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nag import stored
 from nag.data import atomic_write_bytes
 from nag.errors import MissingDependencyError, NagError, SettingError, show_value
 from nag.latency import LatencyPredictor, StorableLatencyPredictor
@@ -57,22 +61,28 @@ from nag.space import SearchSpace, get_space
 if TYPE_CHECKING:
     import torch
 
+    from nag.accuracy import AccuracySource
+    from nag.accuracy.fitted import FittedAccuracyPredictor
     from nag.search.model import SearchModel
     from nag.search.numpy_model import InferenceModel
 
 __all__ = [
+    "ACCURACY_FILE",
+    "ACCURACY_FIT_FILE",
     "INFERENCE_FILE",
     "LATENCY_KINDS",
     "RunDirError",
+    "StoredFit",
     "check_storable",
     "load_inference",
     "load_latency",
     "load_run",
-    "predates_inference_file",
+    "read_accuracy_fit",
     "read_arrays",
     "read_metrics",
     "save_run",
     "upgrade_run",
+    "write_accuracy_fit",
     "write_json",
 ]
 
@@ -89,6 +99,14 @@ FILES = (
     "latency.json",
     "metrics.json",
 )
+ACCURACY_FILE = "accuracy.json"  # optional: how to reopen the run's accuracy source (its registry spec and settings)
+ACCURACY_FIT_FILE = "accuracy.npz"  # optional: a fitted source's fit, with the fingerprint of what it was fitted from
+_FINGERPRINT, _FIT = "fingerprint", "fit."  # accuracy.npz's entries: the fingerprint () str, the fit's arrays as fit.NAME
+# What numpy and zipfile raise for a damaged .npz (each seen on truncated or garbled copies of inference.npz): not
+# a zip or a bad checksum (BadZipFile), a bad deflate stream (zlib.error), a garbled version or compression field
+# (NotImplementedError), the encryption flag set (RuntimeError), a damaged array header or data (ValueError,
+# EOFError), a file that cannot be read (OSError).
+_DAMAGED_NPZ = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError)
 _FORM_CHECKS = 8  # sampled architectures on which a stored additive latency form is compared with latency.json's predictor
 
 # kind -> "module:Class" with a from_dict classmethod; imported only when a run directory uses it. A run
@@ -179,8 +197,8 @@ def load_latency(value: Any) -> LatencyPredictor:
         )
     cls = load_target(LATENCY_KINDS[name], what="latency predictor")
     try:
-        predictor: LatencyPredictor = cls.from_dict(value)
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
+        predictor: LatencyPredictor = cls.from_dict(value)  # damaged parameters raise ValueError naming the entry
+    except ValueError as exc:
         raise RunDirError(
             f"latency.json holds a damaged {name} predictor ({type(exc).__name__}: {exc}); run 'nag search' again"
         ) from None
@@ -227,9 +245,9 @@ def _read_common(run: Path) -> _Common:
     if not isinstance(files, list) or not all(isinstance(name, str) for name in files):
         raise RunDirError(f"{manifest_path} lists its files as {show_value(files)}, not a list of names; run 'nag search' again")
     with _reading(run / "config.json"):
-        stored = _read_json(run / "config.json")
-        config = SearchConfig.from_dict(stored["config"])
-        space = get_space(stored["space"])
+        settings = _read_json(run / "config.json")
+        config = SearchConfig.from_dict(stored.entry(settings, "config", "config.json"))
+        space = get_space(stored.text(stored.entry(settings, "space", "config.json"), "space"))
         layout = StagedLayout.for_space(space)
     with _reading(run / "budgets.json"):
         budgets = BudgetSet.from_dict(_read_json(run / "budgets.json"))
@@ -251,53 +269,50 @@ def read_metrics(run_dir: str | os.PathLike[str]) -> RunMetrics:
 
 def load_run(run_dir: str | os.PathLike[str]) -> tuple[SearchModel, RunMetrics]:
     """The :class:`SearchModel` (torch networks) and metrics stored in ``run_dir``; raises :class:`RunDirError`."""
+    run = Path(run_dir)
+    return _torch_model(run, _read_common(run)), read_metrics(run)
+
+
+def _torch_model(run: Path, common: _Common) -> SearchModel:
+    """The torch networks of ``run``, whose settings ``common`` has read."""
     from nag.search.model import SearchModel, new_evaluator, new_generator, new_surrogate
 
-    run = Path(run_dir)
-    common = _read_common(run)
-    with _reading(run / "config.json"):
-        evaluator = new_evaluator(common.layout, common.config, seed=0)
-        generator = new_generator(common.layout, common.config, seed=0)
-        surrogate = new_surrogate(common.layout, common.config, seed=0)
+    evaluator = new_evaluator(common.layout, common.config, seed=0)
+    generator = new_generator(common.layout, common.config, seed=0)
+    surrogate = new_surrogate(common.layout, common.config, seed=0)
     for module, name in ((evaluator, "evaluator.pt"), (generator, "generator.pt"), (surrogate, "surrogate.pt")):
         _load_state(module, run / name)
-    model = SearchModel(
+    return SearchModel(
         common.space, common.layout, common.budgets, evaluator, generator, surrogate, common.latency, common.config
     )
-    return model, read_metrics(run)
-
-
-def predates_inference_file(run_dir: str | os.PathLike[str]) -> bool:
-    """True when ``run_dir``'s manifest is readable and does not list ``inference.npz`` (a directory written before
-    it existed, which loads through torch); False otherwise (the loaders say what is wrong with a damaged one)."""
-    try:
-        manifest = json.loads((Path(run_dir) / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
-        return False
-    files = manifest.get("files") if isinstance(manifest, dict) else None
-    return isinstance(files, list) and INFERENCE_FILE not in files
 
 
 def read_arrays(path: Path) -> dict[str, np.ndarray]:
     """Every array of the ``.npz`` file at ``path``; raises :class:`RunDirError` naming it if it cannot be read."""
     try:
-        with np.load(path, allow_pickle=False) as stored:
-            return {name: stored[name] for name in stored.files}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError) as exc:
+        with np.load(path, allow_pickle=False) as arrays:
+            return {name: arrays[name] for name in arrays.files}
+    except _DAMAGED_NPZ as exc:
         raise RunDirError(
             f"cannot read {path}: {type(exc).__name__}: {show_value(str(exc), 200)}; the run directory is damaged, "
             "run 'nag search' again"
         ) from None
 
 
-def load_inference(run_dir: str | os.PathLike[str]) -> InferenceModel:
+def load_inference(run_dir: str | os.PathLike[str], *, log: Callable[[str], None] | None = None) -> InferenceModel:
     """The :class:`InferenceModel` stored in ``run_dir``, from ``inference.npz`` without importing torch; a
-    directory written before that file existed loads through torch (:func:`load_run`). Raises :class:`RunDirError`."""
+    directory written before that file existed loads through torch, and ``log`` is told so first (with the fix).
+    Reads what inference needs and nothing else (not ``metrics.json``). Raises :class:`RunDirError`."""
     from nag.search.numpy_model import InferenceModel
 
     run = Path(run_dir)
     common = _read_common(run)
     if INFERENCE_FILE not in common.files:
+        if log is not None:
+            log(
+                f"{os.fspath(run_dir)} was written before {INFERENCE_FILE} existed, so it loads through torch (about a "
+                f"second slower); 'nag upgrade-run {os.fspath(run_dir)}' adds it"
+            )
         try:
             import torch  # noqa: F401 - only to say what is missing
         except ImportError:
@@ -305,17 +320,16 @@ def load_inference(run_dir: str | os.PathLike[str]) -> InferenceModel:
                 f"{run} was written before {INFERENCE_FILE} existed and loads only through torch, which is not installed: "
                 f"install torch, or run 'nag upgrade-run {run}' where it is"
             ) from None
-        return load_run(run)[0].inference
+        return _torch_model(run, common).inference
     path = run / INFERENCE_FILE
     arrays = read_arrays(path)
     try:
         model = InferenceModel.from_arrays(
             arrays, space=common.space, layout=common.layout, budgets=common.budgets, config=common.config, latency=common.latency
         )
-    except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
+    except ValueError as exc:  # what from_arrays raises for content it cannot use, naming the entry
         raise RunDirError(f"{path} is damaged ({show_value(str(exc), 300)}); run 'nag search' again") from None
     _check_form(model, path)
-    read_metrics(run)
     return model
 
 
@@ -337,12 +351,68 @@ def _check_form(model: InferenceModel, path: Path) -> None:
         )
 
 
+def write_accuracy_fit(run_dir: str | os.PathLike[str], source: AccuracySource, fingerprint: str | None) -> bool:
+    """Keep ``source``'s fit in ``run_dir`` (``accuracy.npz``) with ``fingerprint``, the
+    :func:`nag.accuracy.registry.fit_fingerprint` of what it was fitted from, taken before it was fitted: a table
+    changed meanwhile then fails the check and is fitted again, never the reverse. A source that cannot keep its
+    fit (:class:`nag.accuracy.StorableFitSource`), or no fingerprint, removes a stale file instead. Returns whether
+    a fit was written."""
+    from nag.accuracy import StorableFitSource
+
+    path = Path(run_dir) / ACCURACY_FIT_FILE
+    if fingerprint is None or not isinstance(source, StorableFitSource):
+        path.unlink(missing_ok=True)
+        return False
+    fit = {f"{_FIT}{name}": value for name, value in source.to_arrays().items()}
+    _write_arrays(path, {_FINGERPRINT: np.asarray(fingerprint), **fit})
+    return True
+
+
+@dataclass(frozen=True, eq=False)
+class StoredFit:
+    """A run's ``accuracy.npz`` as read: compare :attr:`fingerprint` with the source's before using the fit."""
+
+    path: Path  # the file
+    fingerprint: str  # the fit_fingerprint of what the fit was fitted from
+    arrays: dict[str, np.ndarray]  # the fit, as FittedAccuracyPredictor.to_arrays wrote it
+
+    def predictor(self) -> FittedAccuracyPredictor:
+        """The fit, rebuilt without fitting; raises :class:`RunDirError` naming the file when it is damaged or
+        holds a fit with other settings than the ones its fingerprint was taken with (the defaults)."""
+        from nag.accuracy.fitted import DEFAULT_ALPHA, DEFAULT_GAMMA, FittedAccuracyPredictor, FittedModelError
+
+        try:
+            fitted = FittedAccuracyPredictor.from_arrays(self.arrays)
+        except (FittedModelError, SettingError) as exc:
+            raise RunDirError(f"{self.path} is damaged ({exc}); run 'nag search' again") from None
+        if (fitted.gamma, fitted.alpha) != (DEFAULT_GAMMA, DEFAULT_ALPHA):
+            raise RunDirError(
+                f"{self.path} holds a fit with gamma {fitted.gamma!r}, alpha {fitted.alpha!r}, not the fit's {DEFAULT_GAMMA}, "
+                f"{DEFAULT_ALPHA}: it is damaged; run 'nag search' again"
+            )
+        return fitted
+
+
+def read_accuracy_fit(run_dir: str | os.PathLike[str]) -> StoredFit | None:
+    """``run_dir``'s ``accuracy.npz`` (None when it has none); raises :class:`RunDirError` naming the file when it
+    cannot be read or has no fingerprint. The fit itself is checked when it is used (:meth:`StoredFit.predictor`)."""
+    path = Path(run_dir) / ACCURACY_FIT_FILE
+    if not path.is_file():
+        return None
+    arrays = read_arrays(path)
+    found = arrays.pop(_FINGERPRINT, None)
+    if found is None or found.shape != () or found.dtype.kind != "U":
+        raise RunDirError(f"{path} has no fingerprint; the run directory is damaged, run 'nag search' again")
+    return StoredFit(path, str(found), {name.removeprefix(_FIT): value for name, value in arrays.items()})
+
+
 def upgrade_run(run_dir: str | os.PathLike[str]) -> bool:
     """Add ``inference.npz`` to a run directory written before it existed (needs torch); False if it has one."""
     run = Path(run_dir)
-    if INFERENCE_FILE in _read_common(run).files:
+    common = _read_common(run)
+    if INFERENCE_FILE in common.files:
         return False
-    model, _ = load_run(run)
+    model = _torch_model(run, common)
     _write_arrays(run / INFERENCE_FILE, model.inference_arrays())
     _write_manifest(run, FILES)
     load_inference(run)  # what was written reads back
@@ -351,13 +421,15 @@ def upgrade_run(run_dir: str | os.PathLike[str]) -> bool:
 
 @contextlib.contextmanager
 def _reading(path: Path) -> Iterator[None]:
-    """Turn what a damaged file makes the readers raise (a missing key, a wrong type, a bad value) into one
-    :class:`RunDirError` naming the file; the readers' own typed errors pass unchanged."""
+    """Turn the ValueError that a reader raises for damaged content (a missing entry, a wrong type: :mod:`nag.stored`;
+    a value out of range: :class:`SettingError`) into one :class:`RunDirError` naming the file. Anything else
+    passes unchanged: a typed error that is not about the content (an unknown space name lists the known ones),
+    or a mistake in the reader, which is not damage."""
     try:
         yield
-    except NagError:
+    except RunDirError:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, RuntimeError) as exc:
+    except ValueError as exc:
         raise RunDirError(
             f"{path} is damaged ({type(exc).__name__}: {show_value(str(exc), 200)}); run 'nag search' again"
         ) from None

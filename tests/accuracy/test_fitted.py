@@ -128,10 +128,27 @@ def test_to_arrays_round_trips_without_parsing_and_damage_is_refused() -> None:
     assert again.to_dict() == fitted.to_dict() and again.accuracy(probe) == fitted.accuracy(probe)
     encodings = np.asarray([SPACE.encode(a) for a in probe], dtype=np.float32)
     assert np.array_equal(again.accuracy_encoded(encodings), fitted.accuracy_encoded(encodings))
+    active, support = arrays["active"], arrays["support"]
+    swapped = active.copy()
+    swapped[[0, -1]] = active[[-1, 0]]  # two rows exchanged: each row a valid encoding, of the other architecture
+    repeated = active.copy()
+    repeated[3, 1] = repeated[3, 0]  # a column twice in one row
     for change, expected in [
-        ({"dual": arrays["dual"][:-1]}, "wrong shapes or types"),
-        ({"dual": np.full_like(arrays["dual"], np.nan)}, "one finite dual weight per support architecture"),
-        ({"active": arrays["active"] + 200}, "active columns must lie in 0..120"),
+        ({"dual": arrays["dual"][:-1]}, r"dual is float64\[119\], expected finite float64\[120\]"),
+        ({"dual": np.full_like(arrays["dual"], np.nan)}, "dual is float64.* with values that are not finite"),
+        ({"active": active + 200}, "active columns must lie in 0..120"),
+        ({"active": active.astype(np.float64)}, r"active is float64\[120, 40\], expected integers\[120, columns\]"),
+        ({"active": active[:-1]}, r"active is uint8\[119, 40\]"),
+        ({"active": swapped}, r"active row 0 is not the encoding of support\[0\]"),
+        ({"active": repeated}, "an active row names a column twice"),
+        ({"support": np.concatenate([support[:-1], support[:1]])}, "support repeats an architecture"),
+        ({"support": np.asarray([b"\xff" + a[1:] for a in support])}, "support holds bytes that are not ASCII"),
+        ({"support": np.asarray([b"x" + a[1:] for a in support])}, "support holds an architecture that does not parse"),
+        ({"train_range": np.asarray([0.2, 0.1])}, r"train_range \[0\.2, 0\.1\] and offset"),
+        ({"offset": np.asarray(2.0)}, "offset 2.0 must be accuracy fractions"),
+        ({"offset": np.asarray(0.5, dtype=np.float32)}, r"offset is float32\[\], expected finite float64\[\]"),
+        ({"space": np.asarray("no-such-space")}, "space 'no-such-space' is not known"),
+        ({"provenance": np.asarray(3)}, r"provenance is int64\[\], not a string"),
         ({"kind": np.asarray("table")}, "expected a fitted predictor of kind 'fitted'"),
         ({"gamma": np.asarray(-1.0)}, "gamma must be a finite number > 0"),
         ({"support": None}, "expected .*write them with to_arrays"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -283,3 +284,27 @@ def test_pnag_json_platform_and_old_spelling_must_agree(tmp_path: Path) -> None:
         "search", "--table", str(tmp_path / "x.json"), "--platform", "cpu", "--device", "gpu", "--out", str(tmp_path / "r")
     )
     one_line_error(result, "--platform cpu and --device gpu disagree")
+
+
+def test_a_stored_fit_is_used_only_while_its_table_is_unchanged(tmp_path: Path, problem: SyntheticProblem) -> None:
+    """A search with --accuracy fitted:FILE keeps the fit (accuracy.npz) with the fingerprint of the file; once the
+    file changes, 'nag generate' fits it again, as it would for a run that kept no fit."""
+    rows = problem.table(300, seed=8)
+    assert rows.accuracy is not None
+    csv = write_csv(tmp_path / "t.csv", rows.archs, rows.latency_ms, rows.accuracy)
+    run = tmp_path / "run"
+    flags = ["--num-archs", "300", "--budgets", "3", *SMALL_FLAGS]
+    searched = nag("search", "--table", str(csv), "--accuracy", f"fitted:{csv}", *flags, "--out", str(run))
+    assert searched.returncode == 0 and (run / "accuracy.npz").is_file(), searched.stderr[-2000:]
+
+    def answers(where: Path) -> list[tuple[str, float]]:
+        generated = nag("generate", "--run", str(where), "--budget", "30", "--budget", "40", "--json")
+        assert generated.returncode == 0, generated.stderr[-2000:]
+        return [(a["arch"], a["accuracy"]) for a in json.loads(generated.stdout) if a["selected_by"] == "source"]
+
+    before = answers(run)
+    write_csv(csv, rows.archs, rows.latency_ms, [1.4 - a for a in rows.accuracy])  # the ranking reversed
+    unkept = Path(shutil.copytree(run, tmp_path / "unkept"))
+    (unkept / "accuracy.npz").unlink()
+    after = answers(run)
+    assert len(after) == 2 and after == answers(unkept) and after != before

@@ -57,6 +57,8 @@ def test_antisymmetric_and_equal_to_the_written_rule(costs: list[float], accs: l
     bud = torch.tensor(budgets, dtype=torch.float64)
     labels = pairwise_dominance(cost, acc, bud)
     assert torch.equal(labels, -labels.transpose(1, 2))  # d(a, b, B) = -d(b, a, B), ties included
+    blocks = [pairwise_dominance(cost, acc, bud, rows=slice(start, start + 3)) for start in range(0, len(costs), 3)]
+    assert torch.equal(torch.cat(blocks, dim=1), labels)  # a block of rows is those rows of the whole
     for k, budget in enumerate(budgets):
         for i in range(len(costs)):
             for j in range(len(costs)):

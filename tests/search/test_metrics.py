@@ -14,7 +14,7 @@ import pytest
 from nag.search.api import generate
 from nag.search.inference import Generated
 from nag.search.metrics import MetricsError, RunMetrics
-from nag.search.rundir import RunDirError, load_inference, read_metrics
+from nag.search.rundir import RunDirError, load_run, read_metrics
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +81,8 @@ _DELETE = object()
         (_set("budgets_ms.0", "fast"), r"budgets_ms\[0\] is 'fast', not a number"),
         (_set("trials.0.seed", "x"), r"trials\[0\]\.seed is 'x', not an integer"),
         (_set("trials.0.evaluator", _DELETE), r"trials\[0\] has no 'evaluator'"),
-        (_set("trials.0.picks_at_trained_budgets.0.arch", _DELETE), r"picks_at_trained_budgets\[0\]: no 'arch'"),
-        (_set("trials.0.picks_at_trained_budgets.0.feasible", 1), r"'feasible' is 1, not bool"),
+        (_set("trials.0.picks_at_trained_budgets.0.arch", _DELETE), r"picks_at_trained_budgets\[0\] has no 'arch'"),
+        (_set("trials.0.picks_at_trained_budgets.0.feasible", 1), r"picks_at_trained_budgets\[0\]\.feasible is 1, not bool"),
         (_set("trials.0.generator.history", "long"), r"generator\.history holds 'long', not a list"),
         (_set("overlapped", "no"), r"overlapped is 'no', not true or false"),
         (_set("space", 3), r"space is 3, not a space name"),
@@ -98,4 +98,4 @@ def test_a_damaged_field_is_named(
     run = Path(shutil.copytree(trained_run, tmp_path / "run"))
     (run / "metrics.json").write_text(json.dumps(damaged))
     with pytest.raises(RunDirError, match=rf"metrics\.json is damaged: .*{named}.*run 'nag search' again"):
-        load_inference(run)  # what 'nag generate' reads: the damage is found before any answer is given
+        load_run(run)  # the loader that gives the metrics ('nag generate' does not read them)

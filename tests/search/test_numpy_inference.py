@@ -18,10 +18,11 @@ import torch
 from nag.accuracy.fitted import FittedAccuracyPredictor
 from nag.data import ArchTable
 from nag.search.api import generate
+from nag.search.budgets import BudgetPlacement
 from nag.search.config import SearchConfig
 from nag.search.inference import _rng, infer
 from nag.search.layout import StagedLayout
-from nag.search.model import new_evaluator, new_generator, new_surrogate
+from nag.search.model import SearchModel, new_evaluator, new_generator, new_surrogate
 from nag.search.numpy_model import expected_shapes
 from nag.search.rundir import INFERENCE_FILE, LATENCY_KINDS, RunDirError, load_inference, load_run, read_arrays
 from nag.space import get_space
@@ -59,19 +60,61 @@ def fitted(table: ArchTable) -> FittedAccuracyPredictor:
     return FittedAccuracyPredictor.fit(table.archs, table.accuracy)
 
 
+def _torch_scores(model: SearchModel, encodings: np.ndarray, placement: BudgetPlacement) -> tuple[np.ndarray, np.ndarray]:
+    """The torch surrogate's estimates and the torch evaluator's scores of ``encodings`` under ``placement``."""
+    assert model.evaluator is not None
+    with torch.no_grad():
+        inputs = torch.from_numpy(encodings)
+        embedding = model.evaluator.budget_embedding.mix([placement]).expand(len(encodings), -1)
+        return model.surrogate(inputs).numpy(), model.evaluator.score(inputs, embedding).numpy()
+
+
 @pytest.mark.parametrize("select_by", ["surrogate", "evaluator", "source"])
-def test_the_numpy_form_answers_as_the_torch_files(
-    select_by: str, trained_run: Path, tmp_path: Path, fitted: FittedAccuracyPredictor
+def test_the_numpy_answers_are_what_the_torch_files_say(
+    select_by: str, trained_run: Path, fitted: FittedAccuracyPredictor
 ) -> None:
-    old = _old(trained_run, tmp_path / "old")
+    """Each answer from ``inference.npz`` checked against the run's torch networks (the .pt files, run by torch)
+    and latency.json's predictor: the candidates it was picked from were drawn with the torch generator's
+    probabilities, its accuracy, score and latency are theirs, and it is their best feasible candidate."""
+    model, _ = load_run(trained_run)
+    frozen = load_inference(trained_run)
+    candidates = frozen.config.inference.candidates
     source = fitted if select_by == "source" else None
     for seed in (0, 5):
-        new_answers = [a.to_dict() for a in generate(trained_run, BUDGETS, seed=seed, select_by=select_by, accuracy=source)]
-        old_answers = [a.to_dict() for a in generate(old, BUDGETS, seed=seed, select_by=select_by, accuracy=source)]
-        assert _answers(new_answers) == _answers(old_answers)
-        assert {a["selected_by"] for a in new_answers} == {select_by}
+        answers = generate(trained_run, BUDGETS, seed=seed, select_by=select_by, accuracy=source)
+        for answer in answers:
+            placement = frozen.budgets.place(answer.budget_ms)
+            # the draws inference made for this budget: its stream, one round after another
+            block = np.repeat(frozen.policy.embed([placement]), candidates, axis=0)
+            rng = _rng(seed, answer.budget_ms)
+            raw = np.concatenate([frozen.policy.sample_raw(block, rng) for _ in range(answer.rounds)])
+            with torch.no_grad():
+                embedding = model.generator.budget_embedding.mix([placement]).expand(len(raw), -1)
+                log_prob = model.generator(embedding, torch.from_numpy(raw)).log_prob.numpy()
+            ours = frozen.policy.log_prob(np.tile(block, (answer.rounds, 1)), raw)
+            np.testing.assert_allclose(ours, log_prob, atol=1e-3, rtol=1e-5)
+            # the answer's own figures
+            chosen = LAYOUT.archs_to_actions([SPACE.parse(answer.arch)])
+            estimate, score = _torch_scores(model, LAYOUT.encode_actions_np(chosen), placement)
+            accuracy = fitted.accuracy([answer.arch])[0] if source is not None else estimate[0]
+            assert answer.accuracy == pytest.approx(accuracy, rel=1e-5)
+            assert answer.score == pytest.approx(score[0], rel=1e-5, abs=1e-5)
+            assert answer.latency_ms == pytest.approx(model.latency.predict_ms([answer.arch])[0], rel=1e-9)
+            assert answer.feasible == (answer.latency_ms <= answer.budget_ms)
+            # the pick among the distinct draws, as the torch networks rank them
+            pool = np.unique(LAYOUT.canonical_actions(raw), axis=0)
+            latency = np.asarray(model.latency.predict_ms(LAYOUT.actions_to_archs(SPACE, pool)))
+            feasible = pool[latency <= answer.budget_ms]
+            assert (answer.distinct_candidates, answer.feasible_candidates) == (len(pool), len(feasible))
+            if not answer.feasible:
+                assert answer.latency_ms == pytest.approx(latency.min(), rel=1e-9)
+            elif source is None:
+                ranked = _torch_scores(model, LAYOUT.encode_actions_np(feasible), placement)[select_by == "evaluator"]
+                picked = (estimate if select_by == "surrogate" else score)[0]
+                assert picked == pytest.approx(ranked.max(), rel=1e-5, abs=1e-6)
+        assert {a.selected_by for a in answers} == {select_by}
     if source is not None:
-        assert any(a["refine_steps"] for a in new_answers)  # the climb under the source ran
+        assert any(a.refine_steps for a in answers)  # the climb under the source ran
 
 
 def test_the_numpy_networks_compute_what_the_torch_modules_compute(trained_run: Path) -> None:
@@ -80,24 +123,12 @@ def test_the_numpy_networks_compute_what_the_torch_modules_compute(trained_run: 
     assert stored.keys() == expected.keys() and all(np.array_equal(stored[k], expected[k]) for k in stored)
     frozen = load_inference(trained_run)
     encodings = LAYOUT.encode_actions_np(LAYOUT.archs_to_actions(SPACE.sample_many(500, seed=2)))
-    assert model.evaluator is not None and frozen.evaluator is not None
-    with torch.no_grad():
-        np.testing.assert_allclose(frozen.surrogate(encodings), model.surrogate(torch.from_numpy(encodings)), rtol=1e-6)
-        for budget in (31.5, 44.0):
-            placement = model.budgets.place(budget)
-            embedding = model.evaluator.budget_embedding.mix([placement]).expand(len(encodings), -1)
-            reference = model.evaluator.score(torch.from_numpy(encodings), embedding).numpy()
-            np.testing.assert_allclose(frozen.evaluator.score(encodings, placement), reference, rtol=1e-5, atol=1e-5)
-    # today's picks: the torch surrogate's best feasible draw is the numpy surrogate's, budget after budget
-    for budget in np.linspace(25.0, 55.0, 13):
-        placement = frozen.budgets.place(float(budget))
-        drawn = np.unique(frozen.policy.sample(np.repeat(frozen.policy.embed([placement]), 100, axis=0), _rng(1, budget)), axis=0)
-        assert frozen.latency_form is not None
-        pool = drawn[frozen.latency_form(drawn) <= budget]
-        if len(pool):
-            with torch.no_grad():
-                theirs = int(model.surrogate(torch.from_numpy(LAYOUT.encode_actions_np(pool))).argmax())
-            assert int(np.argmax(frozen.surrogate(LAYOUT.encode_actions_np(pool)))) == theirs
+    assert frozen.evaluator is not None
+    for budget in (31.5, 44.0):
+        placement = model.budgets.place(budget)
+        estimates, scores = _torch_scores(model, encodings, placement)
+        np.testing.assert_allclose(frozen.surrogate(encodings), estimates, rtol=1e-6)
+        np.testing.assert_allclose(frozen.evaluator.score(encodings, placement), scores, rtol=1e-5, atol=1e-5)
 
 
 def test_all_budgets_in_one_pass_give_each_budget_its_own_answer(trained_run: Path) -> None:
@@ -127,11 +158,16 @@ def test_the_numpy_shapes_are_the_networks_shapes() -> None:
 
 
 def _probe_modules(run: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    """``nag generate`` in a new interpreter, and what it imported (the last line of stderr)."""
+    """``nag generate`` in a new interpreter, and what it imported and which of the run's files it opened how often
+    (the last line of stderr)."""
     code = (
-        "import json, sys\nfrom nag.cli import main\ncode = main(sys.argv[1:])\n"
+        "import collections, json, os, sys\nopened = collections.Counter()\n"
+        "def seen(event, args):\n"
+        "    if event == 'open' and isinstance(args[0], (str, os.PathLike)) and os.path.dirname(args[0]) == sys.argv[3]:\n"
+        "        opened[os.path.basename(args[0])] += 1\n"
+        "sys.addaudithook(seen)\nfrom nag.cli import main\ncode = main(sys.argv[1:])\n"
         "dynast = sys.modules.get('nag.accuracy.dynast')\n"
-        f"print(json.dumps({{'heavy': sorted(m for m in {HEAVY!r} if m in sys.modules), "
+        f"print(json.dumps({{'heavy': sorted(m for m in {HEAVY!r} if m in sys.modules), 'opened': opened, "
         "'dynast_fits': dynast.dynast_source.cache_info().currsize if dynast else 0}), file=sys.stderr)\nsys.exit(code)"
     )
     argv = ["generate", "--run", str(run), "--json", *args]
@@ -148,7 +184,17 @@ def test_generate_imports_neither_torch_nor_ray(trained_run: Path, source_run: P
     assert result.returncode == 0, result.stderr[-2000:]
     answers = json.loads(result.stdout)
     assert {a["selected_by"] for a in answers} == {"source"} and any(a["refine_steps"] for a in answers)
-    assert seen == {"heavy": [], "dynast_fits": 0}
+    assert (seen["heavy"], seen["dynast_fits"]) == ([], 0)
+
+
+def test_generate_reads_each_file_it_needs_once(trained_run: Path, source_run: Path) -> None:
+    """The run's settings, budgets, latency predictor and networks, once each; not metrics.json (nothing in it is
+    needed) nor the torch files; with a stored source, its spec and its fit."""
+    needed = {name: 1 for name in ("manifest.json", "config.json", "budgets.json", "latency.json", INFERENCE_FILE)}
+    result, seen = _probe_modules(trained_run, "--budget", "35")
+    assert result.returncode == 0 and seen["opened"] == needed, result.stderr[-2000:]
+    result, seen = _probe_modules(source_run, "--budget", "35")
+    assert result.returncode == 0 and seen["opened"] == {**needed, "accuracy.json": 1, "accuracy.npz": 1}, result.stderr[-2000:]
 
 
 def test_the_stored_fit_is_the_fit(source_run: Path) -> None:

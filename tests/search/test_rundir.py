@@ -4,18 +4,34 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
+from nag.accuracy.fitted import FittedAccuracyPredictor
+from nag.accuracy.table import TableAccuracySource
 from nag.data import ArchTable
 from nag.search.api import generate, run_search
 from nag.search.config import EvaluatorConfig, GeneratorConfig, SearchConfig, SurrogateConfig
-from nag.search.rundir import RunDirError, load_run, save_run
+from nag.search.rundir import (
+    ACCURACY_FIT_FILE,
+    INFERENCE_FILE,
+    RunDirError,
+    _reading,
+    load_inference,
+    load_run,
+    read_accuracy_fit,
+    save_run,
+    write_accuracy_fit,
+)
 
 TINY = SearchConfig(
     num_budgets=3,
@@ -127,3 +143,119 @@ def test_run_directories_that_stored_the_farm_predictor_by_module_path_still_loa
     legacy = load_latency({**stored, "kind": "farm.lut:LutPredictor"})
     arch = "2,2,2,2,2:3,3,0,0,3,3,0,0,3,3,0,0,3,3,0,0,3,3,0,0:3,3,0,0,3,3,0,0,3,3,0,0,3,3,0,0,3,3,0,0"
     assert legacy.predict_ms([arch]) == load_latency(stored).predict_ms([arch]) == lut.predict_ms([arch])
+
+
+def _set_in(path: str, value: object) -> Callable[[Any], None]:
+    """A change to a JSON value: the entry at the dotted ``path`` set to ``value`` (``_DROP``: removed)."""
+
+    def change(data: Any) -> None:
+        *parents, last = path.split(".")
+        for part in parents:
+            data = data[int(part)] if part.isdigit() else data[part]
+        if value is _DROP:
+            del data[last]
+        else:
+            data[int(last) if last.isdigit() else last] = value
+
+    return change
+
+
+_DROP = object()
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "expected"),
+    [
+        ("config.json", _set_in("config.evaluator.hidden", "x"), r"config\.evaluator\.hidden is 'x', not int"),
+        ("config.json", _set_in("config.generator.extra", 1), r"config\.generator has unknown entries \['extra'\]"),
+        ("config.json", _set_in("space", _DROP), r"config\.json has no 'space'"),
+        ("budgets.json", _set_in("budgets_ms.1", None), r"budgets\.budgets_ms\[1\] is None, not a number"),
+        ("budgets.json", _set_in("budgets_ms", {}), r"budgets\.budgets_ms is \{\}, not list or tuple"),
+        ("latency.json", _set_in("terms_ms", _DROP), r"additive predictor .*has no 'terms_ms'"),
+        ("latency.json", _set_in("constant_ms", [1.0]), r"additive predictor .*constant_ms is \[1\.0\], not a number"),
+    ],
+)
+def test_a_damaged_json_file_is_refused_by_name(
+    trained_run: Path, tmp_path: Path, name: str, change: Callable[[Any], None], expected: str
+) -> None:
+    run = Path(shutil.copytree(trained_run, tmp_path / "run"))
+    value = json.loads((run / name).read_text())
+    change(value)
+    (run / name).write_text(json.dumps(value))
+    for load in (load_inference, load_run):  # the numpy loader and the torch one read the same files
+        with pytest.raises(RunDirError, match=rf"{re.escape(name)}.*damaged.*{expected}.*run 'nag search' again"):
+            load(run)
+
+
+def _central_entry(data: bytes) -> int:
+    """Offset of the first central-directory entry of a zip archive (its flags at +8, its method at +10)."""
+    return data.index(b"PK\x01\x02")
+
+
+@pytest.mark.parametrize(
+    ("damage", "raised"),
+    [
+        (lambda data: data[: len(data) // 2], "BadZipFile"),  # truncated
+        (lambda data: data.replace(b"PK\x03\x04", b"PK\x03\x05", 2).replace(b"PK\x03\x05", b"PK\x03\x04", 1), "BadZipFile"),
+        (lambda data: b"\x93NUMPY" + data[6:], "ValueError"),  # read as one .npy array, whose header is garbage
+        (lambda data: data[: _central_entry(data) + 10] + b"\x63\x00" + data[_central_entry(data) + 12 :], "NotImplementedError"),
+        (lambda data: data[: _central_entry(data) + 8] + b"\x01\x00" + data[_central_entry(data) + 10 :], "RuntimeError"),
+    ],
+    ids=["truncated", "member-header", "not-a-zip", "compression-method", "encrypted-flag"],
+)
+def test_a_damaged_archive_is_refused_by_name(
+    trained_run: Path, tmp_path: Path, damage: Callable[[bytes], bytes], raised: str
+) -> None:
+    """What numpy and zipfile raise for a garbled inference.npz is a RunDirError naming the file (and not taken
+    for a mistake of nag's own)."""
+    run = Path(shutil.copytree(trained_run, tmp_path / "run"))
+    path = run / INFERENCE_FILE
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(RunDirError, match=rf"cannot read .*inference\.npz: {raised}: .*the run directory is damaged"):
+        load_inference(run)
+
+
+def test_a_mistake_in_a_reader_is_not_called_damage(tmp_path: Path) -> None:
+    """Only the ValueError that readers raise for damaged content becomes a RunDirError naming the file; a
+    TypeError or KeyError is a mistake in the reader and stays one."""
+    with (
+        pytest.raises(RunDirError, match=r"budgets\.json is damaged \(ValueError: 'bad entry'\)"),
+        _reading(tmp_path / "budgets.json"),
+    ):
+        raise ValueError("bad entry")
+    for mistake in (TypeError("unsupported operand"), KeyError("config"), AttributeError("items")):
+        with pytest.raises(type(mistake)), _reading(tmp_path / "budgets.json"):
+            raise mistake
+
+
+def test_an_accuracy_fit_is_kept_with_its_fingerprint(tmp_path: Path, table: ArchTable) -> None:
+    assert table.accuracy is not None
+    fitted = FittedAccuracyPredictor.fit(table.archs[:200], table.accuracy[:200])
+    assert write_accuracy_fit(tmp_path, fitted, "digest") and (tmp_path / ACCURACY_FIT_FILE).is_file()
+    stored = read_accuracy_fit(tmp_path)
+    assert stored is not None and stored.fingerprint == "digest" and stored.predictor().to_dict() == fitted.to_dict()
+    # the format the run directories of earlier versions hold, which still load: the fingerprint and the fit's arrays
+    np.savez(
+        tmp_path / ACCURACY_FIT_FILE, fingerprint=np.asarray("old"), **{f"fit.{k}": v for k, v in fitted.to_arrays().items()}
+    )
+    stored = read_accuracy_fit(tmp_path)
+    assert stored is not None and stored.fingerprint == "old" and stored.predictor().to_dict() == fitted.to_dict()
+    # nothing to keep: no fingerprint (not a fitted source), or a source that cannot keep its fit; a stale file goes
+    assert not write_accuracy_fit(tmp_path, fitted, None) and read_accuracy_fit(tmp_path) is None
+    write_accuracy_fit(tmp_path, fitted, "digest")
+    assert not write_accuracy_fit(tmp_path, TableAccuracySource(table), "digest") and read_accuracy_fit(tmp_path) is None
+    # damage
+    np.savez(tmp_path / ACCURACY_FIT_FILE, **{f"fit.{k}": v for k, v in fitted.to_arrays().items()})
+    with pytest.raises(RunDirError, match=r"accuracy\.npz has no fingerprint; the run directory is damaged"):
+        read_accuracy_fit(tmp_path)
+    write_accuracy_fit(tmp_path, FittedAccuracyPredictor.fit(table.archs[:200], table.accuracy[:200], gamma=0.02), "digest")
+    stored = read_accuracy_fit(tmp_path)
+    assert stored is not None
+    with pytest.raises(RunDirError, match=r"accuracy\.npz holds a fit with gamma 0\.02, alpha 0\.01, not the fit's 0\.01"):
+        stored.predictor()
+    arrays = {**fitted.to_arrays(), "dual": np.zeros(3)}
+    np.savez(tmp_path / ACCURACY_FIT_FILE, fingerprint=np.asarray("digest"), **{f"fit.{k}": v for k, v in arrays.items()})
+    stored = read_accuracy_fit(tmp_path)
+    assert stored is not None
+    with pytest.raises(RunDirError, match=r"accuracy\.npz is damaged \(.*dual is float64\[3\]"):
+        stored.predictor()

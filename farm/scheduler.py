@@ -224,7 +224,8 @@ class Scheduler:
         on_quarantine: Callable[[str, str], None] | None,
     ) -> None:
         state.consecutive_failures += 1
-        if outcome.device_lost or state.consecutive_failures >= self._quarantine_after:
+        # (a device with a second task queued reports both failures: it is quarantined once)
+        if not state.quarantined and (outcome.device_lost or state.consecutive_failures >= self._quarantine_after):
             state.quarantined = True
             report.quarantined.append(state.slot.device_id)
             if on_quarantine is not None:

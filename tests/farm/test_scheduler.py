@@ -238,3 +238,22 @@ def test_a_queue_depth_of_two_queues_one_task_behind_the_running_one_but_not_at_
 def test_a_queue_depth_other_than_one_or_two_is_refused() -> None:
     with pytest.raises(ValueError, match="queue_depth 1 or 2"):
         Scheduler(ScriptedExecutor(OK), queue_depth=3)
+
+
+def test_a_lost_device_with_a_task_queued_is_quarantined_once_and_both_tasks_go_elsewhere() -> None:
+    lost: Behaviour = lambda device, task, attempt: (
+        Outcome(error="gone", device_lost=True) if device == "a" else Outcome(result=1.0)
+    )
+    quarantines: list[str] = []
+    executor = InFlightExecutor(lost)
+    written: list[Task] = []
+    report = Scheduler(executor, poll_s=0, queue_depth=2).run(
+        tasks(6),
+        TWO,
+        already_done=lambda group, ts: set(),
+        on_result=lambda group, slot, task, result: written.append(task),
+        on_quarantine=lambda device, why: quarantines.append(device),
+    )
+    assert max(executor.peaks[1].values()) == 1 and executor.peaks[2]["a"] == 2  # "a" had a second task queued
+    assert report.quarantined == ["a"] and quarantines == ["a"]
+    assert report.done == 6 and report.failed == [] and sorted(t.item for t in written) == sorted(t.item for t in tasks(6))

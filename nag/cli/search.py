@@ -399,9 +399,9 @@ def _store_accuracy(args: argparse.Namespace, out: Any, source: Any, fingerprint
     """Keep the --accuracy spec (with file targets made absolute) so 'nag generate --select-by source' can reopen it,
     and a fitted source's fit with ``fingerprint`` (of what it was fitted from) so that reopening it does not fit
     it again."""
-    from nag.search.rundir import ACCURACY_FILE, write_accuracy_fit, write_json
+    from nag.search.rundir import write_accuracy_fit, write_accuracy_spec
 
-    write_json(Path(out) / ACCURACY_FILE, {"spec": _absolute_spec(args.accuracy), **_reopen_settings(args)})
+    write_accuracy_spec(out, _absolute_spec(args.accuracy), _reopen_settings(args))
     write_accuracy_fit(out, source, fingerprint)
 
 
@@ -423,23 +423,17 @@ MAX_REFINE_STEPS = 1_000  # moves of the refinement under the source (the defaul
 
 def _generation_source(args: argparse.Namespace) -> tuple[Any, str]:
     """The accuracy source for selection (given, or stored in the run) and the selection rule in force."""
-    import json
-
     from nag.accuracy.registry import open_source
     from nag.errors import SettingError
-    from nag.search.rundir import ACCURACY_FILE
+    from nag.search.rundir import read_accuracy_spec
 
-    stored_path = Path(args.run) / ACCURACY_FILE
     spec, options = args.accuracy, argparse.Namespace(**vars(args))
-    if spec is None and stored_path.is_file():
-        try:
-            stored = json.loads(stored_path.read_text(encoding="utf-8"))
-            spec = str(stored["spec"])
-            for name in _REOPEN:
-                setattr(options, name, stored.get(name))
-            options.platform, options.legacy_platform = stored.get("device"), None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise SettingError(f"cannot read {stored_path}: {exc}; pass --accuracy SPEC or --select-by surrogate") from None
+    stored = read_accuracy_spec(args.run) if spec is None else None  # RunDirError names a damaged file
+    if stored is not None:
+        spec, settings = stored
+        for name in _REOPEN:
+            setattr(options, name, settings.get(name))
+        options.platform, options.legacy_platform = settings.get("device"), None
     if args.select_by in ("surrogate", "evaluator"):
         return None, args.select_by
     if spec is None:

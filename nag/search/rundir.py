@@ -78,11 +78,13 @@ __all__ = [
     "load_latency",
     "load_run",
     "read_accuracy_fit",
+    "read_accuracy_spec",
     "read_arrays",
     "read_metrics",
     "save_run",
     "upgrade_run",
     "write_accuracy_fit",
+    "write_accuracy_spec",
     "write_json",
 ]
 
@@ -349,6 +351,30 @@ def _check_form(model: InferenceModel, path: Path) -> None:
             f"{path}'s latency form and {path.parent / 'latency.json'}'s predictor disagree (e.g. {found[0]!r} against "
             f"{expected[0]!r} ms): one of them is damaged; run 'nag search' again"
         )
+
+
+def write_accuracy_spec(run_dir: str | os.PathLike[str], spec: str, settings: Mapping[str, Any]) -> None:
+    """Keep how to reopen the run's accuracy source (``accuracy.json``): its registry ``spec`` and the settings
+    opening it needs (JSON scalars: strings, numbers or null, by name)."""
+    write_json(Path(run_dir) / ACCURACY_FILE, {"spec": spec, **settings})
+
+
+def read_accuracy_spec(run_dir: str | os.PathLike[str]) -> tuple[str, dict[str, Any]] | None:
+    """``(spec, settings)`` of ``run_dir``'s ``accuracy.json`` (None when the run has none); raises
+    :class:`RunDirError` naming the file and the entry when it is damaged."""
+    path = Path(run_dir) / ACCURACY_FILE
+    if not path.is_file():
+        return None
+    value = _read_json(path)
+    try:
+        spec = stored.text(stored.entry(value, "spec", ACCURACY_FILE), f"{ACCURACY_FILE}: spec")
+        settings = {name: v for name, v in stored.mapping(value, ACCURACY_FILE).items() if name != "spec"}
+        for name, v in settings.items():
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (str, int, float))):
+                raise stored.StoredValueError(f"{ACCURACY_FILE}: {name} is {show_value(v)}, not a string, number or null")
+    except ValueError as exc:
+        raise RunDirError(f"{path} is damaged: {exc}; pass --accuracy SPEC, or --select-by surrogate") from None
+    return spec, settings
 
 
 def write_accuracy_fit(run_dir: str | os.PathLike[str], source: AccuracySource, fingerprint: str | None) -> bool:

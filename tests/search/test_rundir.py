@@ -29,8 +29,10 @@ from nag.search.rundir import (
     load_inference,
     load_run,
     read_accuracy_fit,
+    read_accuracy_spec,
     save_run,
     write_accuracy_fit,
+    write_accuracy_spec,
 )
 
 TINY = SearchConfig(
@@ -259,3 +261,22 @@ def test_an_accuracy_fit_is_kept_with_its_fingerprint(tmp_path: Path, table: Arc
     assert stored is not None
     with pytest.raises(RunDirError, match=r"accuracy\.npz is damaged \(.*dual is float64\[3\]"):
         stored.predictor()
+
+
+def test_accuracy_spec_round_trip_and_damage_named(tmp_path: Path) -> None:
+    assert read_accuracy_spec(tmp_path) is None  # a run searched without --accuracy
+    settings = {"space": "ofa-mbv3", "resolution": 224, "arch_column": None, "device": "mobile"}
+    write_accuracy_spec(tmp_path, "fitted:/data/t.csv", settings)
+    assert read_accuracy_spec(tmp_path) == ("fitted:/data/t.csv", settings)
+    for damaged, named in (
+        ("[1, 2]", "not an object"),
+        ('{"resolution": 224}', "no 'spec'"),
+        ('{"spec": 7}', "spec"),
+        ('{"spec": "dynast", "resolution": [224]}', "resolution"),
+        ('{"spec": "dynast", "data": true}', "data"),
+        ("{", "cannot read"),
+    ):
+        (tmp_path / "accuracy.json").write_text(damaged)
+        with pytest.raises(RunDirError, match="accuracy.json") as caught:
+            read_accuracy_spec(tmp_path)
+        assert named in str(caught.value), (damaged, str(caught.value))

@@ -409,13 +409,13 @@ class LutPredictor:
         parsed = self._space.parse(arch) if isinstance(arch, (str, Mapping)) else arch
         blocks = self._space.blocks(parsed, width=self._table.width, resolution=self._table.resolution)
         uses = Counter(block.key for block in blocks)
-        total, variance = 0.0, 0.0
+        total, errors = 0.0, []
         for key, times in uses.items():
             if key not in self._values:
                 raise MissingBlockError(self._missing_message(key, parsed))
             total += times * self._values[key]
-            variance += (times * self._std_errors[key]) ** 2
-        return total, math.sqrt(variance)
+            errors.append(times * self._std_errors[key])
+        return total, math.hypot(*errors)  # in quadrature, without squaring: a huge stored std gives inf, not an OverflowError
 
     def _missing_message(self, key: str, arch: Any) -> str:
         t = self._table

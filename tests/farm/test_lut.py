@@ -26,9 +26,11 @@ from farm.ofa_lut import export_ofa_yaml, import_ofa_yaml, read_ofa_yaml, resolu
 from farm.store import Store, TableKey
 from farm.validation import kendall_tau, plot_validation, validate
 from nag.latency import LatencyPredictor
+from nag.space import get_space
 from nag.space.ofa_mbv3 import OFAMobileNetV3Space
 from tests.conftest import PNAG_80_MOBILE
 from tests.farm.test_store import make_measurement
+from tests.tables import put_block_table
 
 
 def write_ofa_file(path: Path, entries: dict[str, tuple[int, float, float]]) -> None:
@@ -383,3 +385,14 @@ def test_a_negative_offset_is_not_extrapolated_below_zero() -> None:
     assert all(calibration.apply(s) > 0 for s in (0.01, 0.1, 1.0, 5.0, 100.0))
     with pytest.raises(CalibrationError, match="not positive over its fitted range"):
         Calibration.from_dict({**calibration.to_dict(), "offset_ms": -50.0})
+
+
+def test_a_huge_stored_spread_widens_the_interval_instead_of_raising(tmp_path: Path) -> None:
+    """Standard errors add in quadrature without squaring: 1e200 ms squared would overflow a float."""
+    with Store(tmp_path / "t.db") as store:
+        table, _ = put_block_table(store, lambda i, _key: 0.1 + 0.01 * i, std_fraction=1e201)
+        predictor = LutPredictor(store, table)
+        arch = get_space("ofa-mbv3").sample(random.Random(0))
+        ((latency, std),) = predictor.predict_with_std([arch])
+    assert math.isfinite(latency) and latency > 0
+    assert std > 1e200  # the spread the entries claim, honestly enormous

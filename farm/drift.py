@@ -379,7 +379,8 @@ class Rescale:
     references: tuple[dict[str, Any], ...]  # per reference: arch, build_ms, now_ms, ratio, band
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-ready: the fields, ``references`` as a list (what JSON reads back, so a saved copy compares equal)."""
+        return {**asdict(self), "references": [dict(r) for r in self.references]}
 
 
 def _half(row: ReferenceRow) -> float:

@@ -191,7 +191,9 @@ class Scheduler:
                 if state.in_flight >= depth or state.quarantined:
                     continue
                 queue = queues[state.slot.group]
-                if depth > 1 and len(queue) < sum(1 for s in states.values() if s.slot.group == state.slot.group and not s.quarantined):
+                if depth > 1 and len(queue) < sum(
+                    1 for s in states.values() if s.slot.group == state.slot.group and not s.quarantined
+                ):
                     continue  # the group's last tasks: each to whichever device frees first
                 pending = self._take_for(queue, state.slot.device_id, states)
                 if pending is None:

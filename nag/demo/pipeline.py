@@ -228,7 +228,9 @@ class DemoRun:
         budgets = demo_budgets([row["latency_ms"] for row in self.result.sampled], c.budgets)
         value = fingerprint("generate", self.state.values.get("search"), budgets, c.seed, c.histogram_samples, c.to_dict())
         with self.stage(f"generate for {len(budgets)} budgets, then measure") as info:
-            earlier = self._earlier_generate() if self.state.matches("generate", value) else None
+            # reused only when every stage before it was (a table measured again may price the answers differently)
+            unchanged = self.state.matches("generate", value) and all(stage.reused for stage in self.result.stages)
+            earlier = self._earlier_generate() if unchanged else None
             if earlier is not None:
                 # the answers, their measurements and the references' check of the run that measured them (a fresh
                 # check now would explain measurements it did not see)
@@ -281,7 +283,6 @@ class DemoRun:
                 f"(band {now.low:.3f}-{now.high:.3f}) of their speed while the table was built"
             )
         return value
-
 
     def _earlier_generate(self) -> DemoResult | None:
         """The earlier run's result when it holds this stage's output (demo.json), else None (generate afresh)."""

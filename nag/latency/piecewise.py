@@ -10,6 +10,7 @@ one vectorised pass instead of a parse per candidate, and ``inference.npz`` stor
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -34,7 +35,7 @@ class PiecewiseLinear:
             raise ValueError(f"a piecewise-linear map needs at least two (x, y) knots, got xs={self.xs!r}, ys={self.ys!r}")
         if not all(math.isfinite(v) for v in (*self.xs, *self.ys)):
             raise ValueError(f"knots must be finite numbers, got xs={self.xs!r}, ys={self.ys!r}")
-        if any(b <= a for a, b in zip(self.xs, self.xs[1:])) or any(b < a for a, b in zip(self.ys, self.ys[1:])):
+        if any(b <= a for a, b in itertools.pairwise(self.xs)) or any(b < a for a, b in itertools.pairwise(self.ys)):
             raise ValueError(f"knots must increase in x and not decrease in y, got xs={self.xs!r}, ys={self.ys!r}")
 
     def __call__(self, x: np.ndarray) -> np.ndarray:

@@ -282,7 +282,9 @@ def sample_policy(model: InferenceModel | SearchModel, budget_ms: float, n: int,
     return [model.space.format(a) for a in model.layout.actions_to_archs(model.space, _policy_draws(model, budget_ms, n, seed))]
 
 
-def priced_policy_draws(model: InferenceModel | SearchModel, budget_ms: float, n: int, *, seed: int = 0) -> list[tuple[str, float]]:
+def priced_policy_draws(
+    model: InferenceModel | SearchModel, budget_ms: float, n: int, *, seed: int = 0
+) -> list[tuple[str, float]]:
     """:func:`sample_policy`'s draws, each with its latency by the run's predictor (through its additive form when
     it has one): ``(arch, latency_ms)`` pairs, in the same order."""
     model = _numpy(model)

@@ -277,6 +277,6 @@ def test_accuracy_spec_round_trip_and_damage_named(tmp_path: Path) -> None:
         ("{", "cannot read"),
     ):
         (tmp_path / "accuracy.json").write_text(damaged)
-        with pytest.raises(RunDirError, match="accuracy.json") as caught:
+        with pytest.raises(RunDirError, match=r"accuracy\.json") as caught:
             read_accuracy_spec(tmp_path)
         assert named in str(caught.value), (damaged, str(caught.value))

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import random
-
 import csv
 import hashlib
 import json
+import random
 import re
 import shutil
 from collections.abc import Iterator

@@ -97,7 +97,9 @@ def register(subparsers: Any) -> None:
         "default: the run's setting)",
     )
     upgrade = subparsers.add_parser(
-        "upgrade-run", help="add inference.npz to a run directory from an older nag, so 'nag generate' loads it without torch"
+        "upgrade-run",
+        help="add inference.npz to a run directory from an older nag (or write an older one again), so 'nag generate' "
+        "loads it without torch and at full speed",
     )
     upgrade.add_argument("run", help="run directory written by 'nag search'")
     upgrade.set_defaults(handler=_upgrade_run)
@@ -455,7 +457,7 @@ def _upgrade_run(args: argparse.Namespace) -> int:
     if upgrade_run(args.run):
         print(f"{args.run}: wrote inference.npz; 'nag generate' now loads it without torch")
     else:
-        print(f"{args.run}: already has inference.npz; nothing to do")
+        print(f"{args.run}: already has an inference.npz of this version; nothing to do")
     return 0
 
 

@@ -433,11 +433,17 @@ def read_accuracy_fit(run_dir: str | os.PathLike[str]) -> StoredFit | None:
 
 
 def upgrade_run(run_dir: str | os.PathLike[str]) -> bool:
-    """Add ``inference.npz`` to a run directory written before it existed (needs torch); False if it has one."""
+    """Add ``inference.npz`` to a run directory written before it existed, or write it again when an older format
+    (format 1: no calibration map, so a calibrated block table priced candidates the slow way); needs torch.
+    False when the file is already of this version's format."""
+    from nag.search.numpy_model import INFERENCE_FORMAT
+
     run = Path(run_dir)
     common = _read_common(run)
     if INFERENCE_FILE in common.files:
-        return False
+        found = read_arrays(run / INFERENCE_FILE).get("format")
+        if found is not None and found.shape == () and found.dtype.kind in "iu" and int(found) >= INFERENCE_FORMAT:
+            return False
     model = _torch_model(run, common)
     _write_arrays(run / INFERENCE_FILE, model.inference_arrays())
     _write_manifest(run, FILES)

@@ -23,8 +23,16 @@ from nag.search.config import SearchConfig
 from nag.search.inference import _rng, infer
 from nag.search.layout import StagedLayout
 from nag.search.model import SearchModel, new_evaluator, new_generator, new_surrogate
-from nag.search.numpy_model import expected_shapes
-from nag.search.rundir import INFERENCE_FILE, LATENCY_KINDS, RunDirError, load_inference, load_run, read_arrays
+from nag.search.numpy_model import INFERENCE_FORMAT, expected_shapes
+from nag.search.rundir import (
+    INFERENCE_FILE,
+    LATENCY_KINDS,
+    RunDirError,
+    load_inference,
+    load_run,
+    read_arrays,
+    upgrade_run,
+)
 from nag.space import get_space
 
 SPACE = get_space("ofa-mbv3")
@@ -231,6 +239,18 @@ def test_an_older_run_directory_loads_through_torch_and_upgrades(trained_run: Pa
     assert after.returncode == 0 and after.stderr == "", after.stderr
     assert _answers(json.loads(after.stdout)) == _answers(json.loads(before.stdout))
     assert "nothing to do" in nag("upgrade-run", old).stdout
+
+
+def test_an_inference_file_of_the_first_format_is_written_again_by_upgrade(trained_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "format1"
+    shutil.copytree(trained_run, run)
+    _rewrite(run, {"format": np.asarray(1), "latency_form.knots": None})  # as nag before the knots wrote it
+    assert load_inference(run) is not None  # still read
+    assert upgrade_run(run)  # written again, at this version's format
+    assert int(read_arrays(run / INFERENCE_FILE)["format"]) == INFERENCE_FORMAT
+    budgets = [35.0, 44.0]
+    assert [g.arch for g in generate(run, budgets)] == [g.arch for g in generate(trained_run, budgets)]
+    assert not upgrade_run(run)  # nothing left to do
 
 
 def _rewrite(run: Path, change: dict[str, Any]) -> None:

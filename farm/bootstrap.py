@@ -87,7 +87,7 @@ class Design:
 
     def __init__(self, values: Mapping[str, float], *, space: str, width: float, resolution: int) -> None:
         self.space = get_space(space)
-        self._setting = {"width": width, "resolution": resolution}
+        self._width, self._resolution = width, resolution
         blocks = [b for b in self.space.all_blocks(width=width, resolution=resolution) if b.key in values]
         self.keys = [b.key for b in blocks]
         self._index = {key: i for i, key in enumerate(self.keys)}
@@ -98,7 +98,7 @@ class Design:
         """``(n, blocks)``: how many times each network uses each block."""
         counts = np.zeros((len(archs), len(self.keys)))
         for row, arch in enumerate(archs):
-            for block in self.space.blocks(self.space.parse(arch), **self._setting):
+            for block in self.space.blocks(self.space.parse(arch), width=self._width, resolution=self._resolution):
                 if block.key not in self._index:
                     raise MissingBlockError(
                         f"the source table lacks block {block.key!r} (of {arch}); a bootstrap scales a complete table: "

@@ -39,7 +39,7 @@ from farm.errors import FarmError
 from farm.executors import ThreadExecutor, by_device, outcome_of
 from farm.registry import DeviceRecord, JobRecord, Registry
 from farm.scheduler import DeviceSlot, Executor, JobReport, Outcome, Scheduler, Task
-from farm.worker import DeviceWorker
+from farm.worker import DeviceWorker, device_info
 from nag.errors import SettingError, show_value
 from nag.ray_session import init_ray
 
@@ -280,11 +280,8 @@ class _LazyRayDevices:
         self._registry = Registry()
         node = socket.gethostname()
         for device in devices:
-            worker = DeviceWorker(device.kind, device.device_id, config, cache_dir=cache_dir)
-            try:
-                self._registry.register(_record(worker.info(), device_actor_name(device.device_id), node))
-            finally:
-                worker.close()
+            info = device_info(device.kind, device.device_id, config)
+            self._registry.register(_record(info, device_actor_name(device.device_id), node))
         self._ray: _RayDevices | None = None
 
     def _started(self) -> _RayDevices:

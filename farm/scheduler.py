@@ -21,7 +21,7 @@ Thread-safety: a :class:`Scheduler` runs one job at a time, from one thread.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -186,14 +186,13 @@ class Scheduler:
         states: dict[str, _DeviceState],
         running: dict[Hashable, tuple[str, _Pending]],
     ) -> None:
+        healthy = Counter(s.slot.group for s in states.values() if not s.quarantined)
         for depth in range(1, self._queue_depth + 1):  # every idle device gets a task before any gets a second
             for state in states.values():
                 if state.in_flight >= depth or state.quarantined:
                     continue
                 queue = queues[state.slot.group]
-                if depth > 1 and len(queue) < sum(
-                    1 for s in states.values() if s.slot.group == state.slot.group and not s.quarantined
-                ):
+                if depth > 1 and len(queue) < healthy[state.slot.group]:
                     continue  # the group's last tasks: each to whichever device frees first
                 pending = self._take_for(queue, state.slot.device_id, states)
                 if pending is None:

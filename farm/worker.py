@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from agents import AgentsConfig, MeasurementSpec, open_agent
+from agents import Agent, AgentsConfig, MeasurementSpec, open_agent
 from farm.scheduler import Task
 from nag.errors import UnknownNameError
 from nag.space import get_space
@@ -57,6 +57,22 @@ def _blocks_by_key(space: str, width: float, resolution: int) -> dict[str, Block
     return {block.key: block for block in get_space(space).all_blocks(width=width, resolution=resolution)}
 
 
+def _info(agent: Agent) -> dict[str, Any]:
+    info = agent.describe().to_dict()
+    runtime, version, binary = agent.runtime()
+    return {**info, "runtime": runtime, "runtime_version": version, "binary_sha256": binary}
+
+
+def device_info(kind: str, device_id: str | None, config: AgentsConfig) -> dict[str, Any]:
+    """:meth:`DeviceWorker.info` of a device without a worker: the agent opened, asked and closed, and no exporter
+    loaded (what a lazy farm needs to know its groups before it measures anything, if it ever does)."""
+    agent = open_agent(kind, device_id, config)
+    try:
+        return _info(agent)
+    finally:
+        agent.close()
+
+
 class DeviceWorker:
     """Owns the agent of one device; not thread-safe (the actor runs one call at a time)."""
 
@@ -69,9 +85,7 @@ class DeviceWorker:
 
     def info(self) -> dict[str, Any]:
         """Kind, device id, fingerprint (and its hash), runtime name and version: what groups devices."""
-        info = self._agent.describe().to_dict()
-        runtime, version, binary = self._agent.runtime()
-        return {**info, "runtime": runtime, "runtime_version": version, "binary_sha256": binary}
+        return _info(self._agent)
 
     def measure(self, task: Task, spec: MeasurementSpec) -> dict[str, Any]:
         """Export (cached), place and measure ``task``; the measurement as ``Measurement.to_dict()``, its ``extra``

@@ -226,7 +226,7 @@ class DemoRun:
 
         c = self.c
         budgets = demo_budgets([row["latency_ms"] for row in self.result.sampled], c.budgets)
-        value = fingerprint("generate", self.state.values.get("search"), budgets, c.seed, c.histogram_samples, c.to_dict())
+        value = fingerprint("generate", self.state.values.get("search"), budgets, c.to_dict())
         with self.stage(f"generate for {len(budgets)} budgets, then measure") as info:
             # reused only when every stage before it was (a table measured again may price the answers differently)
             unchanged = self.state.matches("generate", value) and all(stage.reused for stage in self.result.stages)

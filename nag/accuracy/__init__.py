@@ -2,6 +2,20 @@
 
 from __future__ import annotations
 
-from nag.accuracy._protocol import AccuracySource, EncodedAccuracySource, EnumerableAccuracySource, StorableFitSource
+from nag.accuracy._protocol import (
+    AccuracySource,
+    EncodedAccuracySource,
+    EncodedLabeller,
+    EnumerableAccuracySource,
+    LocalAccuracySource,
+    StorableFitSource,
+)
 
-__all__ = ["AccuracySource", "EncodedAccuracySource", "EnumerableAccuracySource", "StorableFitSource"]
+__all__ = [
+    "AccuracySource",
+    "EncodedAccuracySource",
+    "EncodedLabeller",
+    "EnumerableAccuracySource",
+    "LocalAccuracySource",
+    "StorableFitSource",
+]

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["AccuracySource", "EncodedAccuracySource", "EnumerableAccuracySource", "StorableFitSource"]
+__all__ = [
+    "AccuracySource",
+    "EncodedAccuracySource",
+    "EncodedLabeller",
+    "EnumerableAccuracySource",
+    "LocalAccuracySource",
+    "StorableFitSource",
+]
 
 
 @runtime_checkable
@@ -35,6 +42,23 @@ class EncodedAccuracySource(AccuracySource, Protocol):
 
     def accuracy_encoded(self, encodings: np.ndarray) -> np.ndarray:
         """Top-1 fraction of each row of ``encodings`` (``(n, space.encoding_size)``, the space's encoding)."""
+
+
+class EncodedLabeller(Protocol):
+    """Labels rows of ``space.encode``: what :meth:`LocalAccuracySource.around` returns."""
+
+    def accuracy_encoded(self, encodings: np.ndarray) -> np.ndarray:
+        """Top-1 fraction of each row of ``encodings``."""
+
+
+@runtime_checkable
+class LocalAccuracySource(EncodedAccuracySource, Protocol):
+    """An encoded source that labels the neighbours of one architecture faster than arbitrary rows (an optional
+    capability, for local search). ``around(e).accuracy_encoded(rows)`` equals ``accuracy_encoded(rows)`` up to
+    float rounding (relative 1e-12); a search reports values it got from ``accuracy_encoded`` itself."""
+
+    def around(self, encoding: np.ndarray) -> EncodedLabeller:
+        """The source near the architecture encoded as ``encoding`` (``(space.encoding_size,)``)."""
 
 
 @runtime_checkable

@@ -21,16 +21,18 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
+from nag.accuracy.kernel_moves import KernelMoves, Neighbourhood
 from nag.errors import ArchitectureError, NagError, SettingError, UnknownNameError
 from nag.space import SearchSpace, StagedSpace, get_space
 
-__all__ = ["CrossFitReport", "FittedAccuracyPredictor", "FittedModelError", "FittingDataError", "cross_fit_folds"]
+__all__ = ["CrossFitReport", "FittedAccuracyPredictor", "FittedModelError", "FittingDataError", "NearAccuracy", "cross_fit_folds"]
 
 KIND = "fitted"
 MODEL = "rbf-kernel-ridge"
@@ -275,6 +277,18 @@ def _stored_active(value: np.ndarray, rows: int, size: int) -> np.ndarray:
     return active
 
 
+class NearAccuracy:
+    """:meth:`FittedAccuracyPredictor.around`'s answer: the predictor's accuracy of encoded rows near one base."""
+
+    def __init__(self, near: Neighbourhood, check: Callable[[np.ndarray], np.ndarray]) -> None:
+        self._near, self._check = near, check
+
+    def accuracy_encoded(self, encodings: np.ndarray) -> np.ndarray:
+        """Top-1 of rows of ``space.encode`` (0/1), as the predictor's ``accuracy_encoded`` up to float rounding."""
+        dense = self._check(np.asarray(encodings))
+        return np.clip(self._near.values(dense), 0.0, 1.0) if len(dense) else np.zeros(0)
+
+
 class FittedAccuracyPredictor:
     """Top-1 accuracy of any architecture of a space, from a fit on labelled ones; an :class:`nag.accuracy.AccuracySource`.
 
@@ -327,14 +341,17 @@ class FittedAccuracyPredictor:
             return []
         return self._predict(self._encode([self._space.parse(a) for a in archs])).tolist()
 
-    def accuracy_encoded(self, encodings: np.ndarray) -> np.ndarray:
-        """Top-1 of architectures given as rows of ``space.encode`` (0/1); the values ``accuracy`` gives."""
-        dense = np.asarray(encodings)
+    def _check_encoded(self, dense: np.ndarray) -> np.ndarray:
         if dense.ndim != 2 or dense.shape[1] != self._encode.size or not ((dense == 0) | (dense == 1)).all():
             raise SettingError(
-                f"accuracy_encoded takes rows of {self.space}'s 0/1 encoding ({self._encode.size} columns), "
+                f"an encoded architecture is a row of {self.space}'s 0/1 encoding ({self._encode.size} columns); "
                 f"got an array of shape {dense.shape}"
             )
+        return dense
+
+    def accuracy_encoded(self, encodings: np.ndarray) -> np.ndarray:
+        """Top-1 of architectures given as rows of ``space.encode`` (0/1); the values ``accuracy`` gives."""
+        dense = self._check_encoded(np.asarray(encodings))
         if len(dense) == 0:
             return np.zeros(0)
         # shared active columns with each support row as one product (exact: small integers in float32); callers
@@ -344,6 +361,20 @@ class FittedAccuracyPredictor:
         shared = (dense.astype(np.float32, copy=False) @ self._support_dense).astype(self._shared_index)
         scale = np.exp(-self.gamma * dense.sum(axis=1, dtype=np.float64))
         return np.clip(self.offset + scale * (self._exp_shared[shared] @ self._weights), 0.0, 1.0)
+
+    def around(self, encoding: np.ndarray) -> NearAccuracy:
+        """The predictor near one architecture given as a row of ``space.encode`` (0/1): its ``accuracy_encoded``
+        of rows near it (one or a few choices changed) costs O(1) to O(changed columns) per row instead of a
+        product over the whole support (:mod:`nag.accuracy.kernel_moves`). Values equal ``accuracy_encoded``'s up
+        to float rounding."""
+        base = self._check_encoded(np.asarray(encoding)[None, :] if np.ndim(encoding) == 1 else np.asarray(encoding))
+        if base.shape[0] != 1:
+            raise SettingError(f"around takes one encoded architecture (a row of {self._encode.size} columns), got {base.shape}")
+        return NearAccuracy(self._moves.around(base[0]), self._check_encoded)
+
+    @cached_property
+    def _moves(self) -> KernelMoves:
+        return KernelMoves(self._support.table, self._weights, self.gamma, self.offset)
 
     def _predict(self, active: np.ndarray) -> np.ndarray:
         predicted = self.offset + self._support.weighted_sum(active, self.gamma, self.dual)

@@ -137,7 +137,12 @@ class StagedLayout:
     def slot_used(self, actions: np.ndarray) -> np.ndarray:
         """``(n, num_slots)`` bool: which slots the action rows use (inside their stage's depth)."""
         depths = np.asarray(self.depth_choices)[actions[:, self.depth_steps]]
-        return depths.repeat(self.slots_per_stage, axis=1) > np.tile(np.arange(self.slots_per_stage), self.num_stages)
+        return depths.repeat(self.slots_per_stage, axis=1) > self._slot_layers
+
+    @cached_property
+    def _slot_layers(self) -> np.ndarray:
+        """``(num_slots,)`` each slot's layer index within its stage."""
+        return np.tile(np.arange(self.slots_per_stage), self.num_stages)
 
     def choices(self, kind: DecisionKind) -> tuple[int, ...]:
         return {"depth": self.depth_choices, "expand": self.expand_choices, "kernel": self.kernel_choices}[kind]

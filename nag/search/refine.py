@@ -15,7 +15,9 @@ right region, not on its best point. Refinement climbs from the best draw:
 Each step moves to the best feasible neighbour if it is better, else stops (a local optimum under single
 moves and trades). Every candidate is priced by the latency predictor and labelled by the accuracy
 source, so refinement needs a source that answers quickly (a table, a fitted predictor); its queries are
-counted and reported. The bench's ``local`` method runs the same climb from uniform samples instead of the
+counted and reported. A source that labels neighbours faster than arbitrary rows
+(:class:`nag.accuracy.LocalAccuracySource`: the fitted kernel predictor) ranks a step's candidates that
+way; the pick is then labelled by the source itself, so every reported accuracy is the source's own. The bench's ``local`` method runs the same climb from uniform samples instead of the
 generator's draws: on the embedded default it comes within 0.03 points of refined PNAG on average
 (BENCHMARKS.md), so on a landscape this smooth most of the final gain is the climb's, not the start's.
 """
@@ -23,6 +25,7 @@ generator's draws: on the embedded default it comes within 0.03 points of refine
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -46,19 +49,19 @@ class Refined:
 
 
 def neighbours(layout: StagedLayout, row: np.ndarray) -> np.ndarray:
-    """Every architecture one decision away from the canonical action row ``row``: ``(m, T)`` canonical rows."""
-    found = []
-    depth_index = {s: int(row[layout.depth_step(s)]) for s in range(layout.num_stages)}
+    """Every architecture one decision away from the canonical action row ``row``: ``(m, T)`` canonical rows.
+
+    Per stage, in order: each used slot's other kernels and expand ratios (layer by layer), then the stage one
+    layer shallower and one deeper (a new layer copies the last used one).
+    """
+    steps, slots, choices, stages = _slot_choices(layout)
+    keep = layout.slot_used(row[None, :])[0][slots] & (row[steps] != choices)
+    slot_moves = np.repeat(row[None, :], int(keep.sum()), axis=0)
+    slot_moves[np.arange(len(slot_moves)), steps[keep]] = choices[keep]
+    depth_moves, depth_stages = [], []
+    depth_index = row[layout.depth_steps]
     for stage in range(layout.num_stages):
         depth = layout.depth_choices[depth_index[stage]]
-        for layer in range(depth):
-            for kind in _SLOT_KINDS:
-                step = layout.slot_step(stage, layer, kind)
-                for choice in range(len(layout.choices(kind))):
-                    if choice != row[step]:
-                        moved = row.copy()
-                        moved[step] = choice
-                        found.append(moved)
         for delta in (-1, 1):
             index = depth_index[stage] + delta
             if not 0 <= index < len(layout.depth_choices):
@@ -68,8 +71,26 @@ def neighbours(layout: StagedLayout, row: np.ndarray) -> np.ndarray:
             for layer in range(depth, layout.depth_choices[index]):  # new layers copy the last used one
                 for kind in _SLOT_KINDS:
                     moved[layout.slot_step(stage, layer, kind)] = row[layout.slot_step(stage, depth - 1, kind)]
-            found.append(moved)
-    return layout.canonical_actions(np.stack(found)) if found else np.zeros((0, len(row)), dtype=row.dtype)
+            depth_moves.append(moved)
+            depth_stages.append(stage)
+    found = np.concatenate([slot_moves, np.asarray(depth_moves, dtype=row.dtype).reshape(-1, len(row))])
+    order = np.argsort(np.concatenate([stages[keep], np.asarray(depth_stages, dtype=np.int64)]), kind="stable")
+    return layout.canonical_actions(found[order])
+
+
+@lru_cache(maxsize=16)
+def _slot_choices(layout: StagedLayout) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every value a slot decision can take, in :func:`neighbours`' order: its step, slot, choice and stage."""
+    found = []
+    for stage in range(layout.num_stages):
+        for layer in range(layout.slots_per_stage):
+            for kind in _SLOT_KINDS:
+                step = layout.slot_step(stage, layer, kind)
+                found += [
+                    (step, stage * layout.slots_per_stage + layer, choice, stage) for choice in range(len(layout.choices(kind)))
+                ]
+    steps, slots, choices, stages = (np.asarray(column, dtype=np.int64) for column in zip(*found, strict=True))
+    return steps, slots, choices, stages
 
 
 def _unseen(rows: np.ndarray, seen: set[bytes]) -> np.ndarray:
@@ -152,19 +173,23 @@ def _climb(
         moves = _unseen(neighbours(layout, row), seen)  # distinct by construction: each changes another decision
         if not len(moves):
             break
-        move_lat, move_acc = scorer.latency(moves), scorer.accuracy(moves)
+        label = scorer.around(row)
+        move_lat, move_acc = scorer.latency(moves), label(moves)
         trades = _trades(row, moves, move_acc - acc, move_lat - lat, budget_ms - lat, pairs, layout)
         trades = _unseen(trades, seen)
         candidates, cand_lat, cand_acc = moves, move_lat, move_acc
         if len(trades):
             candidates = np.concatenate([moves, trades])
             cand_lat = np.concatenate([move_lat, scorer.latency(trades)])
-            cand_acc = np.concatenate([move_acc, scorer.accuracy(trades)])
+            cand_acc = np.concatenate([move_acc, label(trades)])
         evaluated += len(candidates)
         better = np.nonzero((cand_lat <= budget_ms) & (cand_acc > acc))[0]
         if not len(better):
             break
         pick = int(better[np.argmax(cand_acc[better])])
-        row, lat, acc = candidates[pick].copy(), float(cand_lat[pick]), float(cand_acc[pick])
+        picked = float(scorer.accuracy(candidates[pick : pick + 1])[0]) if scorer.local else float(cand_acc[pick])
+        if picked <= acc:  # ranked better only by rounding
+            break
+        row, lat, acc = candidates[pick].copy(), float(cand_lat[pick]), picked
         taken += 1
     return Refined(actions=row, latency_ms=lat, accuracy=acc, steps=taken, evaluated=evaluated)

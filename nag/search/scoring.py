@@ -15,18 +15,21 @@ about thousands of candidates per budget. Going through architecture objects cos
 - **Accuracy through encodings.** A source that implements :class:`nag.accuracy.EncodedAccuracySource` is
   given the space's encoding of the rows directly (when the layout reproduces ``space.encode`` exactly).
 
-Either way the values are the predictor's and the source's own; the tests compare them row by row.
+Either way the values are the predictor's and the source's own; the tests compare them row by row. One
+further shortcut is not exact, and is only for ranking: :meth:`CandidateScorer.around` labels a row's
+neighbours through a :class:`nag.accuracy.LocalAccuracySource`'s neighbourhood (equal up to float rounding).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from nag.accuracy import AccuracySource, EncodedAccuracySource
+from nag.accuracy import AccuracySource, EncodedAccuracySource, LocalAccuracySource
 from nag.errors import NagError
 from nag.latency import LatencyPredictor, PiecewiseLinear, SummedLatencyPredictor
 from nag.search.layout import StagedLayout
@@ -128,6 +131,7 @@ class CandidateScorer:
             if isinstance(accuracy, EncodedAccuracySource) and layout.fast_encoding and accuracy.space == space.name
             else None
         )
+        self._local = self._encoded if isinstance(self._encoded, LocalAccuracySource) else None
         self.latency_queries = 0  # rows priced so far
         self.accuracy_queries = 0  # rows labelled by the source so far
 
@@ -153,3 +157,22 @@ class CandidateScorer:
         if self._encoded is not None:
             return np.asarray(self._encoded.accuracy_encoded(self.layout.encode_actions_np(actions)), dtype=np.float64)
         return np.asarray(self._accuracy.accuracy(self.layout.actions_to_archs(self.space, actions)), dtype=np.float64)
+
+    @property
+    def local(self) -> bool:
+        """True when :meth:`around` labels through the source's neighbourhood (values not bit-exact)."""
+        return self._local is not None
+
+    def around(self, row: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        """Accuracy of canonical rows near the canonical row ``row`` (its neighbours): through the source's
+        neighbourhood when it has one (:class:`nag.accuracy.LocalAccuracySource`; values equal :meth:`accuracy`'s
+        up to float rounding, for ranking), else :meth:`accuracy` itself. Counted as queries like it."""
+        if self._local is None:
+            return self.accuracy
+        near = self._local.around(self.layout.encode_actions_np(row[None, :])[0])
+
+        def label(actions: np.ndarray) -> np.ndarray:
+            self.accuracy_queries += len(actions)
+            return np.asarray(near.accuracy_encoded(self.layout.encode_actions_np(actions)), dtype=np.float64)
+
+        return label

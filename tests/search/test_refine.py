@@ -11,6 +11,7 @@ import torch
 
 from farm.lut import Calibration, LutPredictor
 from farm.store import Store
+from nag.accuracy import LocalAccuracySource
 from nag.accuracy.fitted import FittedAccuracyPredictor
 from nag.errors import SettingError
 from nag.search.budgets import BudgetSet
@@ -115,6 +116,69 @@ def test_encoded_accuracy_of_a_fitted_source_equals_its_accuracy() -> None:
     np.testing.assert_allclose(scorer.accuracy(actions), fitted.accuracy(archs), atol=1e-12)
     with pytest.raises(SettingError, match="0/1 encoding"):
         fitted.accuracy_encoded(np.full((2, 120), 0.5))
+
+
+class _EncodedOnly:
+    """An encoded source without a neighbourhood: the fitted predictor's values, asked row by row set."""
+
+    def __init__(self, fitted: FittedAccuracyPredictor) -> None:
+        self._fitted = fitted
+
+    @property
+    def space(self) -> str:
+        return self._fitted.space
+
+    def accuracy(self, archs):  # type: ignore[no-untyped-def]
+        return self._fitted.accuracy(archs)
+
+    def accuracy_encoded(self, encodings: np.ndarray) -> np.ndarray:
+        return self._fitted.accuracy_encoded(encodings)
+
+
+def _fitted_on_known_answer(seed: int) -> tuple[KnownAnswerProblem, FittedAccuracyPredictor]:
+    problem = KnownAnswerProblem(seed=seed)
+    rows = problem.table(400, seed=seed + 3)
+    return problem, FittedAccuracyPredictor.fit(rows.archs, rows.accuracy)
+
+
+def test_a_fitted_sources_neighbourhood_gives_its_values() -> None:
+    _, fitted = _fitted_on_known_answer(1)
+    assert isinstance(fitted, LocalAccuracySource) and not isinstance(_EncodedOnly(fitted), LocalAccuracySource)
+    rng = np.random.default_rng(0)
+    for arch in SPACE.sample_many(8, seed=11):
+        row = LAYOUT.archs_to_actions([arch])[0]
+        moves = neighbours(LAYOUT, row)  # single swaps (the closed form) and depth moves (gathered)
+        first, second = rng.integers(0, len(moves), (2, 40))
+        trades = LAYOUT.canonical_actions(np.where(moves[first] != row, moves[first], moves[second]))
+        far = LAYOUT.archs_to_actions(SPACE.sample_many(20, seed=int(rng.integers(1000))))  # many columns changed
+        rows = LAYOUT.encode_actions_np(np.concatenate([row[None, :], moves, trades, far]))
+        near = fitted.around(LAYOUT.encode_actions_np(row[None, :])[0])
+        expected = fitted.accuracy_encoded(rows)
+        assert np.ptp(expected) > 0.01  # rows that differ, so equal values would be a real agreement
+        np.testing.assert_allclose(near.accuracy_encoded(rows), expected, rtol=1e-12, atol=0)
+    with pytest.raises(SettingError, match="one encoded architecture"):
+        fitted.around(rows[:2])
+    with pytest.raises(SettingError, match="0/1 encoding"):
+        near.accuracy_encoded(np.full((1, rows.shape[1]), 0.5))
+
+
+def test_refinement_through_a_neighbourhood_climbs_as_through_the_source() -> None:
+    problem, fitted = _fitted_on_known_answer(2)
+    local = CandidateScorer(SPACE, LAYOUT, problem, fitted)
+    plain = CandidateScorer(SPACE, LAYOUT, problem, _EncodedOnly(fitted))
+    assert local.local and not plain.local
+    starts = np.unique(LAYOUT.archs_to_actions(SPACE.sample_many(80, seed=4)), axis=0)
+    latency, accuracy = plain.latency(starts), plain.accuracy(starts)
+    for quantile in (0.2, 0.5, 0.8):
+        budget = float(np.quantile(latency, quantile))
+        ours = refine(starts, latency, accuracy, budget, local, steps=8, pairs=20, climbs=2)
+        theirs = refine(starts, latency, accuracy, budget, plain, steps=8, pairs=20, climbs=2)
+        assert ours is not None and theirs is not None and ours.steps > 0
+        np.testing.assert_array_equal(ours.actions, theirs.actions)
+        assert (ours.latency_ms, ours.steps) == (theirs.latency_ms, theirs.steps)
+        # the source's own value (a product's last bit may depend on the rows labelled with it)
+        assert ours.accuracy == fitted.accuracy_encoded(LAYOUT.encode_actions_np(ours.actions[None, :]))[0]
+        assert ours.accuracy == pytest.approx(theirs.accuracy, rel=1e-14, abs=0)
 
 
 def test_neighbours_are_one_decision_away_and_valid() -> None:

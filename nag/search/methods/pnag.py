@@ -7,7 +7,8 @@
 - ``independent``: the same generator and evaluator trained for one budget at a time, K = 1 at exactly
   that budget (paper Table 3, "repeated independent search").
 
-Inference picks among feasible candidates by ``select_by``: by default the accuracy source itself when
+``pnag`` asks all budgets in one inference call, as ``nag generate`` does; each budget's time is its share
+of that call. Inference picks among feasible candidates by ``select_by``: by default the accuracy source itself when
 it is fast (the paper: "the feasible architecture with the highest validation accuracy"), else the run's
 surrogate estimate. Selecting by the source, the pick is then refined by local search under the source
 (:mod:`nag.search.refine`, not in the paper); ``pnag`` then also reports the paper's inference alone, from
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 from nag.search.methods._base import Answer, MethodRun, Proposer, SearchTask
 from nag.search.model import SearchModel
 
-__all__ = ["Independent", "Pnag", "PnagNoAccuracy", "answer", "proposer", "train_on_task"]
+__all__ = ["Independent", "Pnag", "PnagNoAccuracy", "answer", "answers", "proposer", "train_on_task"]
 
 
 def train_on_task(task: SearchTask, changes: dict[str, object], *, progress: bool) -> SearchModel:
@@ -44,11 +45,28 @@ def _selection(task: SearchTask, select_by: str | None) -> str:
 
 def answer(model: SearchModel, task: SearchTask, budget_ms: float, *, select_by: str, refine_steps: int | None = None) -> Answer:
     """Inference for one budget, timed on its own (``refine_steps``: None for the model's setting, 0 for none)."""
+    (found,) = answers(model, task, [budget_ms], select_by=select_by, refine_steps=refine_steps)
+    return found
+
+
+def answers(
+    model: SearchModel, task: SearchTask, budgets_ms: Sequence[float], *, select_by: str, refine_steps: int | None = None
+) -> tuple[Answer, ...]:
+    """Inference for all ``budgets_ms`` in one call, as ``nag generate`` asks them (the budgets' first draws
+    sampled in one batched pass). The call's wall time is shared among the budgets in proportion to the time
+    inference reports for each (its share of the batched pass, then its own selection and refinement), so
+    the answers' times add up to the call's."""
     from nag.search.inference import infer
 
     started = time.perf_counter()
-    (found,) = infer(model, [budget_ms], seed=task.seed, select_by=select_by, accuracy=task.accuracy, refine_steps=refine_steps)
-    return Answer(budget_ms=float(budget_ms), arch=found.arch, time_s=time.perf_counter() - started)
+    found = infer(model, list(budgets_ms), seed=task.seed, select_by=select_by, accuracy=task.accuracy, refine_steps=refine_steps)
+    wall = time.perf_counter() - started
+    own = [g.time_ms for g in found]
+    total = sum(own)
+    return tuple(
+        Answer(budget_ms=float(b), arch=g.arch, time_s=wall * (t / total if total > 0 else 1 / len(found)))
+        for b, g, t in zip(budgets_ms, found, own, strict=True)
+    )
 
 
 def proposer(models: dict[float, SearchModel] | SearchModel, seed: int) -> Proposer:
@@ -87,16 +105,16 @@ class Pnag:
         warm_up(model)
         setup_s = time.perf_counter() - started
         select_by = _selection(task, self._select_by)
-        answers = tuple(answer(model, task, b, select_by=select_by) for b in budgets_ms)
+        found = answers(model, task, budgets_ms, select_by=select_by)
         notes = {"trained_budgets_ms": list(model.budgets.budgets_ms), "select_by": select_by}
         refines = select_by == "source" and model.config.inference.refine_steps > 0
         variants: tuple[MethodRun, ...] = ()
         if refines and self._k is None:  # the paper's inference (the best draw) from the same training
-            sampled = tuple(answer(model, task, b, select_by=select_by, refine_steps=0) for b in budgets_ms)
+            sampled = answers(model, task, budgets_ms, select_by=select_by, refine_steps=0)
             variants = (MethodRun(f"{self.name}-sampled", sampled, setup_s, notes={**notes, "refined": False}, amortised=True),)
         return MethodRun(
             self.name,
-            answers,
+            found,
             setup_s,
             propose=proposer(model, task.seed),
             notes={**notes, "refined": refines},
@@ -124,11 +142,11 @@ class Independent:
     def run(self, task: SearchTask, budgets_ms: Sequence[float], *, progress: bool = False) -> MethodRun:
         select_by = _selection(task, self._select_by)
         models: dict[float, SearchModel] = {}
-        answers = []
+        per_budget = []
         for budget in budgets_ms:
             started = time.perf_counter()
             model = train_on_task(task, {"num_budgets": 1, "budgets_ms": (float(budget),)}, progress=progress)
             models[float(budget)] = model
             found = answer(model, task, budget, select_by=select_by)
-            answers.append(Answer(found.budget_ms, found.arch, time.perf_counter() - started))
-        return MethodRun(self.name, tuple(answers), 0.0, propose=proposer(models, task.seed), notes={"select_by": select_by})
+            per_budget.append(Answer(found.budget_ms, found.arch, time.perf_counter() - started))
+        return MethodRun(self.name, tuple(per_budget), 0.0, propose=proposer(models, task.seed), notes={"select_by": select_by})
